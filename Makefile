@@ -1,0 +1,115 @@
+# mxguard - inbound SMTP filter. See README.md.
+#
+#   make            build everything into build/
+#   make deps       install the Debian packages (as root; no-op when present)
+#   make test       deps, build, unit + integration + SPF conformance tests
+#   make asan       the same tests on an AddressSanitizer + UBSan build
+#   make run        start mxguard-milter in the foreground on milter.conf.example
+#   make install    PREFIX=/usr/local DESTDIR= sysconfdir=/etc
+#   make clean
+
+PREFIX     ?= /usr/local
+sysconfdir ?= /etc
+DESTDIR    ?=
+BUILD      ?= build
+PYTHON     ?= /usr/bin/python3
+
+# One list of every Debian package the project needs, to build and to test.
+DEB_PACKAGES = build-essential pkg-config \
+	libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev \
+	libhiredis-dev libpcre2-dev libgmime-3.0-dev libunbound-dev \
+	libinih-dev libcmocka-dev publicsuffix \
+	postfix redis-server unbound swaks python3 python3-yaml
+
+PKGS    = milter inih
+CC     ?= cc
+CFLAGS ?= -O2 -g
+WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -DMXG_SYSCONFDIR='"$(sysconfdir)/mxguard"'
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIB_LIBS    = $(PKG_LIBS) -lspf2 -lunbound -lpthread -lm
+ALL_CFLAGS  = $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_ALL  = $(LIB_LIBS) $(EXTRA_LDFLAGS)
+
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+BINS     = $(BUILD)/mxguard-milter $(BUILD)/mxguard
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit integration conformance asan run install clean
+
+all: $(BINS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libmxguard.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/mxguard-milter: $(BUILD)/milter/mxguard-milter.o $(BUILD)/libmxguard.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/libmxguard.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmxguard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $^ \
+		$(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+# Installs what is missing; as root on Debian. Does nothing when all is there.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing $$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root" >&2; exit 1; fi; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BINS)
+	$(PYTHON) tests/integration/run.py --build $(BUILD)
+
+conformance: $(BINS)
+	$(PYTHON) tests/conformance/spf_suite.py --binary $(BUILD)/mxguard --strict
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) conformance
+	$(PYTHON) tests/summary.py $(BUILD)
+
+asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer \
+		-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(MAKE) BUILD=build-asan integration conformance
+
+run: deps all
+	@echo "Add to Postfix's main.cf:"
+	@echo "  smtpd_milters = inet:127.0.0.1:8891"
+	@echo "  milter_default_action = tempfail"
+	$(BUILD)/mxguard-milter -f -c milter.conf.example
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(sysconfdir)/mxguard
+	install -m 755 $(BUILD)/mxguard-milter $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(BUILD)/mxguard $(DESTDIR)$(PREFIX)/bin/
+	test -e $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf || \
+		install -m 644 milter.conf.example \
+		$(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,352 @@
+/*
+ * mxguard - the command line.
+ *
+ *   mxguard check [-c FILE] [--ip ADDR] [--helo NAME] [--from ADDR]
+ *                 [--rcpt ADDR]... [--json] [FILE|-]
+ *	Judges one message exactly as the milter would, through the same
+ *	engine and stages. Exit 0 for any verdict; 2 for usage or config
+ *	errors.
+ *   mxguard lint [-c FILE]
+ *	Loads the config (and starts every check) and says what is wrong,
+ *	with file:line. Exit 0 when it is valid, 2 otherwise.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/config.h"
+#include "../lib/engine.h"
+#include "../lib/log.h"
+#include "../lib/message.h"
+#include "../lib/mxg.h"
+#include "../lib/strbuf.h"
+
+#ifndef MXG_SYSCONFDIR
+#define MXG_SYSCONFDIR "/etc/mxguard"
+#endif
+#define DEFAULT_CONFIG MXG_SYSCONFDIR "/mxguard.conf"
+#define EXIT_USAGE 2
+/* A message larger than this is refused: an MTA would not pass it. */
+#define CHECK_MAX_INPUT (256u * 1024 * 1024)
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: mxguard check [-c FILE] [--ip ADDR] [--helo NAME] "
+	    "[--from ADDR]\n"
+	    "                     [--rcpt ADDR]... [--json] [FILE|-]\n"
+	    "       mxguard lint [-c FILE]\n"
+	    "Default config: %s\n", DEFAULT_CONFIG);
+}
+
+/* Reads the whole of fp; NULL with errno on failure or over the cap. */
+static char *
+read_all(FILE *fp, size_t *len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[65536];
+	size_t n;
+
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		if (sb.len + n > CHECK_MAX_INPUT) {
+			strbuf_free(&sb);
+			errno = EFBIG;
+			return NULL;
+		}
+		strbuf_append(&sb, buf, n);
+	}
+	if (ferror(fp)) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	*len = sb.len;
+	return strbuf_steal(&sb);
+}
+
+/* The milter sees CRLF line ends; a file on disk usually has LF. */
+static char *
+to_crlf(const char *data, size_t len, size_t *outlen)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			strbuf_putc(&sb, '\r');
+		strbuf_putc(&sb, data[i]);
+	}
+	*outlen = sb.len;
+	return strbuf_steal(&sb);
+}
+
+static const char *
+config_path_or_default(const char *path)
+{
+	return path ? path : DEFAULT_CONFIG;
+}
+
+static int
+load_config(const char *path, struct config **cfg)
+{
+	char err[MXG_ERRLEN];
+
+	if (config_load(config_path_or_default(path), cfg, err) != 0) {
+		fprintf(stderr, "mxguard: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_json(const struct scan *scan)
+{
+	const struct verdict *v = scan->verdict;
+	const struct spf_result *spf = &scan->spf;
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_puts(&sb, "{\"spf\": ");
+	if (spf->code == SPF_RES_NOT_CHECKED) {
+		strbuf_puts(&sb, "null");
+	} else {
+		strbuf_puts(&sb, "{\"result\": ");
+		strbuf_json_cstr(&sb, spf_result_name(spf->code));
+		strbuf_puts(&sb, ", \"identity\": ");
+		strbuf_json_cstr(&sb, spf->identity);
+		strbuf_puts(&sb, ", \"domain\": ");
+		strbuf_json_cstr(&sb, spf->domain);
+		strbuf_puts(&sb, ", \"explanation\": ");
+		strbuf_json_cstr(&sb, spf->explanation);
+		strbuf_puts(&sb, ", \"comment\": ");
+		strbuf_json_cstr(&sb, spf->comment);
+		strbuf_puts(&sb, "}");
+	}
+	strbuf_puts(&sb, ", \"dkim\": [], \"dmarc\": null, \"symbols\": [");
+	for (size_t i = 0; i < v->nsymbols; i++) {
+		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
+		strbuf_json_cstr(&sb, v->symbols[i].name);
+		strbuf_printf(&sb, ", \"score\": %.2f, \"detail\": ",
+		    v->symbols[i].score);
+		strbuf_json_cstr(&sb, v->symbols[i].detail);
+		strbuf_putc(&sb, '}');
+	}
+	strbuf_printf(&sb, "], \"score\": %.2f, \"action\": ", v->score);
+	strbuf_json_cstr(&sb, verdict_action_name(v->action));
+	strbuf_puts(&sb, ", \"reply\": ");
+	strbuf_json_cstr(&sb, v->reply);
+	strbuf_puts(&sb, ", \"headers\": [");
+	for (size_t i = 0; i < v->nheaders; i++) {
+		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
+		strbuf_json_cstr(&sb, v->headers[i].name);
+		strbuf_puts(&sb, ", \"value\": ");
+		strbuf_json_cstr(&sb, v->headers[i].value);
+		strbuf_putc(&sb, '}');
+	}
+	strbuf_puts(&sb, "], \"removed_headers\": [");
+	for (size_t i = 0; i < scan->nremovals; i++) {
+		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
+		strbuf_json_cstr(&sb, scan->removals[i].name);
+		strbuf_printf(&sb, ", \"index\": %d}", scan->removals[i].index);
+	}
+	strbuf_puts(&sb, "]}\n");
+	fwrite(sb.data, 1, sb.len, stdout);
+	strbuf_free(&sb);
+}
+
+static void
+print_text(const struct scan *scan)
+{
+	const struct verdict *v = scan->verdict;
+
+	if (scan->trusted)
+		printf("client: loopback, trusted (no checks run)\n");
+	if (scan->spf.code != SPF_RES_NOT_CHECKED)
+		printf("spf: %s (%s %s)%s%s\n", spf_result_name(scan->spf.code),
+		    scan->spf.identity, scan->spf.domain ? scan->spf.domain :
+		    "-", scan->spf.comment ? ": " : "",
+		    scan->spf.comment ? scan->spf.comment : "");
+	for (size_t i = 0; i < v->nsymbols; i++)
+		printf("symbol: %-16s %6.2f  %s\n", v->symbols[i].name,
+		    v->symbols[i].score, v->symbols[i].detail ?
+		    v->symbols[i].detail : "");
+	printf("score: %.2f\naction: %s\n", v->score,
+	    verdict_action_name(v->action));
+	if (v->reply != NULL)
+		printf("reply: %s\n", v->reply);
+	for (size_t i = 0; i < v->nheaders; i++)
+		printf("add header: %s: %s\n", v->headers[i].name,
+		    v->headers[i].value);
+	for (size_t i = 0; i < scan->nremovals; i++)
+		printf("remove header: %s #%d\n", scan->removals[i].name,
+		    scan->removals[i].index);
+}
+
+static int
+command_check(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"ip", required_argument, NULL, 'i'},
+		{"helo", required_argument, NULL, 'H'},
+		{"from", required_argument, NULL, 'f'},
+		{"rcpt", required_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL, *ip = NULL, *helo = NULL, *from = NULL;
+	const char **rcpts = NULL;
+	size_t nrcpts = 0;
+	int json = 0, opt;
+
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'i': ip = optarg; break;
+		case 'H': helo = optarg; break;
+		case 'f': from = optarg; break;
+		case 'r':
+			rcpts = mxg_realloc(rcpts, (nrcpts + 1) * sizeof(*rcpts));
+			rcpts[nrcpts++] = optarg;
+			break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); free(rcpts); return 0;
+		default: usage(stderr); free(rcpts); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "mxguard check: one message at a time\n");
+		free(rcpts);
+		return EXIT_USAGE;
+	}
+	const char *input = optind < argc ? argv[optind] : "-";
+
+	struct config *cfg;
+	if (load_config(config_path, &cfg) < 0) {
+		free(rcpts);
+		return EXIT_USAGE;
+	}
+	log_init("mxguard", true, cfg->milter.log_level < LOG_LEVEL_WARNING ?
+	    cfg->milter.log_level : LOG_LEVEL_WARNING);
+
+	struct message *msg = message_new(cfg->milter.header_limit,
+	    cfg->milter.body_scan_limit);
+	int rc = EXIT_USAGE;
+	if (ip != NULL && message_set_client(msg, ip, NULL) < 0) {
+		fprintf(stderr, "mxguard check: --ip '%s' is not an IPv4 or "
+		    "IPv6 address\n", ip);
+		goto out;
+	}
+
+	FILE *fp = strcmp(input, "-") == 0 ? stdin : fopen(input, "rb");
+	if (fp == NULL) {
+		fprintf(stderr, "mxguard check: %s: %s\n", input,
+		    strerror(errno));
+		goto out;
+	}
+	size_t len, crlf_len;
+	char *raw = read_all(fp, &len);
+	int read_errno = errno;
+	if (fp != stdin)
+		fclose(fp);
+	if (raw == NULL) {
+		fprintf(stderr, "mxguard check: %s: %s\n", input,
+		    read_errno == EFBIG ? "larger than 256 MB" :
+		    strerror(read_errno));
+		goto out;
+	}
+	char *data = to_crlf(raw, len, &crlf_len);
+	free(raw);
+
+	char err[MXG_ERRLEN];
+	struct engine *engine;
+	if (engine_new(cfg, &engine, err) != 0) {
+		fprintf(stderr, "mxguard: %s\n", err);
+		free(data);
+		goto out;
+	}
+
+	/* The stages in the order an MTA drives them; a forced outcome ends
+	 * the transaction where the milter would end it. */
+	struct scan *scan = scan_new(engine, msg);
+	message_set_helo(msg, helo);
+	bool stop = engine_run_stage(engine, scan, STAGE_HELO);
+	if (!stop && from != NULL) {
+		message_set_mail_from(msg, from);
+		stop = engine_run_stage(engine, scan, STAGE_MAIL);
+	}
+	for (size_t i = 0; !stop && i < nrcpts; i++) {
+		message_add_rcpt(msg, rcpts[i]);
+		stop = engine_run_stage(engine, scan, STAGE_RCPT);
+	}
+	if (!stop) {
+		message_parse(msg, data, crlf_len);
+		stop = engine_run_stage(engine, scan, STAGE_EOH);
+	}
+	engine_finish(engine, scan);
+	if (json)
+		print_json(scan);
+	else
+		print_text(scan);
+	free(data);
+	scan_free(scan);
+	engine_free(engine);
+	rc = 0;
+out:
+	message_free(msg);
+	config_free(cfg);
+	free(rcpts);
+	return rc;
+}
+
+static int
+command_lint(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:h")) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	struct config *cfg;
+	if (load_config(config_path, &cfg) < 0)
+		return EXIT_USAGE;
+	log_init("mxguard", true, LOG_LEVEL_WARNING);
+	char err[MXG_ERRLEN];
+	struct engine *engine;
+	if (engine_new(cfg, &engine, err) != 0) {
+		fprintf(stderr, "mxguard: %s\n", err);
+		config_free(cfg);
+		return EXIT_USAGE;
+	}
+	printf("%s: ok\n", config_path_or_default(config_path));
+	engine_free(engine);
+	config_free(cfg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "check") == 0)
+		return command_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "lint") == 0)
+		return command_lint(argc - 1, argv + 1);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "mxguard: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

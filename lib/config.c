@@ -1,0 +1,467 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mxg.h"
+
+/* inih reads lines into a buffer of INI_MAX_LINE bytes; anything longer
+ * would be split silently, so the reader below refuses it instead. */
+#define CONFIG_LINE_MAX INI_MAX_LINE
+
+int
+config_parse_bool(const char *text, bool *out)
+{
+	static const char *yes[] = {"yes", "true", "on", "1"};
+	static const char *no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(text, yes[i]) == 0)
+			return *out = true, 0;
+		if (strcasecmp(text, no[i]) == 0)
+			return *out = false, 0;
+	}
+	return -1;
+}
+
+/* A number followed by one of the given unit names; returns the number
+ * times the unit's multiplier. */
+struct unit {
+	const char *name;
+	double factor;
+};
+
+static int
+parse_with_unit(const char *text, const struct unit *units, double *out)
+{
+	char *end;
+	double value;
+
+	errno = 0;
+	value = strtod(text, &end);
+	if (end == text || errno != 0 || !isfinite(value) || value < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (const struct unit *u = units; u->name != NULL; u++)
+		if (strcasecmp(end, u->name) == 0) {
+			*out = value * u->factor;
+			return 0;
+		}
+	return -1;
+}
+
+int
+config_parse_duration_ms(const char *text, long *out)
+{
+	static const struct unit units[] = {
+		{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+		{"h", 3600000}, {"d", 86400000}, {NULL, 0},
+	};
+	double ms;
+
+	if (parse_with_unit(text, units, &ms) < 0 || ms > 1e12)
+		return -1;
+	*out = (long)ms;
+	return 0;
+}
+
+int
+config_parse_size(const char *text, size_t *out)
+{
+	static const struct unit units[] = {
+		{"", 1}, {"b", 1}, {"k", 1024}, {"m", 1048576},
+		{"g", 1073741824.0}, {NULL, 0},
+	};
+	double bytes;
+
+	if (parse_with_unit(text, units, &bytes) < 0 || bytes > 1e15)
+		return -1;
+	*out = (size_t)bytes;
+	return 0;
+}
+
+int
+config_parse_double(const char *text, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(text, &end);
+	if (end == text || *end != '\0' || errno != 0 || !isfinite(*out))
+		return -1;
+	return 0;
+}
+
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->milter.socket = mxg_strdup("inet:8891@127.0.0.1");
+	cfg->milter.body_scan_limit = 2 * 1024 * 1024;
+	cfg->milter.header_limit = 64 * 1024;
+	cfg->milter.timeout_ms = 300000;
+	cfg->milter.log_level = LOG_LEVEL_INFO;
+	cfg->milter.loopback_trusted = true;
+	cfg->dns.timeout_ms = 5000;
+	cfg->dns.on_error = ON_ERROR_TEMPFAIL;
+	cfg->spf.enabled = true;
+	cfg->spf.reject_fail = false;
+	cfg->spf.received_spf = false;
+	cfg->spf.void_lookup_limit = 2;
+	cfg->actions.add_header = 6.0;
+	cfg->actions.tempfail = CONFIG_THRESHOLD_OFF;
+	cfg->actions.reject = 15.0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->milter.socket);
+	free(cfg->milter.pidfile);
+	free(cfg->milter.authserv_id);
+	free(cfg->dns.nameserver);
+	for (size_t i = 0; i < cfg->nscores; i++)
+		free(cfg->scores[i].symbol);
+	free(cfg);
+}
+
+/*
+ * The key table: every key of every section, its type and where it lands.
+ * One table, so that an unknown key is an error and the example config
+ * can be checked against it.
+ */
+enum value_type {
+	VALUE_STRING,		/* char *, empty means NULL */
+	VALUE_BOOL,
+	VALUE_DURATION_MS,	/* long */
+	VALUE_SIZE,		/* size_t */
+	VALUE_THRESHOLD,	/* double or off */
+	VALUE_COUNT,		/* int >= 0 */
+	VALUE_ON_ERROR,
+	VALUE_LOG_LEVEL,
+	VALUE_SOCKET,		/* char *, syntax-checked */
+};
+
+struct key {
+	const char *section;
+	const char *name;
+	enum value_type type;
+	size_t offset;
+};
+
+#define KEY(sec, name, type, field) \
+	{sec, name, type, offsetof(struct config, field)}
+
+static const struct key config_keys[] = {
+	KEY("milter", "socket", VALUE_SOCKET, milter.socket),
+	KEY("milter", "pidfile", VALUE_STRING, milter.pidfile),
+	KEY("milter", "authserv_id", VALUE_STRING, milter.authserv_id),
+	KEY("milter", "body_scan_limit", VALUE_SIZE, milter.body_scan_limit),
+	KEY("milter", "header_limit", VALUE_SIZE, milter.header_limit),
+	KEY("milter", "timeout", VALUE_DURATION_MS, milter.timeout_ms),
+	KEY("milter", "log_level", VALUE_LOG_LEVEL, milter.log_level),
+	KEY("milter", "loopback_trusted", VALUE_BOOL, milter.loopback_trusted),
+	KEY("dns", "nameserver", VALUE_STRING, dns.nameserver),
+	KEY("dns", "timeout", VALUE_DURATION_MS, dns.timeout_ms),
+	KEY("dns", "on_error", VALUE_ON_ERROR, dns.on_error),
+	KEY("spf", "enabled", VALUE_BOOL, spf.enabled),
+	KEY("spf", "reject_fail", VALUE_BOOL, spf.reject_fail),
+	KEY("spf", "received_spf", VALUE_BOOL, spf.received_spf),
+	KEY("spf", "void_lookup_limit", VALUE_COUNT, spf.void_lookup_limit),
+	KEY("actions", "add_header", VALUE_THRESHOLD, actions.add_header),
+	KEY("actions", "tempfail", VALUE_THRESHOLD, actions.tempfail),
+	KEY("actions", "reject", VALUE_THRESHOLD, actions.reject),
+};
+
+/* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH (or local:PATH). */
+static int
+socket_spec_valid(const char *spec)
+{
+	const char *rest;
+
+	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+		rest = strchr(spec, ':') + 1;
+		return rest[0] == '/' && strlen(rest) < 108;
+	}
+	if (strncmp(spec, "inet:", 5) == 0)
+		rest = spec + 5;
+	else if (strncmp(spec, "inet6:", 6) == 0)
+		rest = spec + 6;
+	else
+		return 0;
+	char *end;
+	long port = strtol(rest, &end, 10);
+	if (end == rest || port < 1 || port > 65535)
+		return 0;
+	return *end == '\0' || (*end == '@' && end[1] != '\0');
+}
+
+struct parse_state {
+	struct config *cfg;
+	const char *path;
+	FILE *fp;
+	int line;
+	bool continuation;	/* the line just read started with white space */
+	bool line_too_long;
+	char last_section[64];
+	char last_key[64];
+	char *error;		/* first error, "path:line: ..." */
+};
+
+static int
+parse_error(struct parse_state *st, const char *fmt, const char *a,
+    const char *b)
+{
+	char msg[MXG_ERRLEN / 2];
+
+	if (st->error != NULL)
+		return 0;
+	snprintf(msg, sizeof(msg), fmt, a, b);
+	st->error = mxg_malloc(MXG_ERRLEN);
+	snprintf(st->error, MXG_ERRLEN, "%s:%d: %s", st->path, st->line, msg);
+	return 0;
+}
+
+static int
+set_score(struct parse_state *st, const char *symbol, const char *value)
+{
+	struct config *cfg = st->cfg;
+	double score;
+
+	if (config_parse_double(value, &score) < 0)
+		return parse_error(st, "[scores] %s: '%s' is not a number",
+		    symbol, value);
+	for (size_t i = 0; i < cfg->nscores; i++)
+		if (strcmp(cfg->scores[i].symbol, symbol) == 0) {
+			cfg->scores[i].score = score;
+			cfg->scores[i].line = st->line;
+			return 1;
+		}
+	if (cfg->nscores == CONFIG_MAX_SCORES)
+		return parse_error(st, "[scores] %s: more than %s overrides",
+		    symbol, "256");
+	cfg->scores[cfg->nscores].symbol = mxg_strdup(symbol);
+	cfg->scores[cfg->nscores].score = score;
+	cfg->scores[cfg->nscores].line = st->line;
+	cfg->nscores++;
+	return 1;
+}
+
+static int
+set_value(struct parse_state *st, const struct key *key, const char *value)
+{
+	void *field = (char *)st->cfg + key->offset;
+	bool b;
+	long ms;
+	size_t size;
+	double d;
+	char *end;
+
+	switch (key->type) {
+	case VALUE_SOCKET:
+		if (!socket_spec_valid(value))
+			return parse_error(st, "socket: '%s' is not inet:PORT@HOST, "
+			    "inet6:PORT@HOST or unix:/PATH%s", value, "");
+		/* fallthrough */
+	case VALUE_STRING:
+		free(*(char **)field);
+		*(char **)field = *value ? mxg_strdup(value) : NULL;
+		return 1;
+	case VALUE_BOOL:
+		if (config_parse_bool(value, &b) < 0)
+			return parse_error(st, "%s: '%s' is not yes or no",
+			    key->name, value);
+		*(bool *)field = b;
+		return 1;
+	case VALUE_DURATION_MS:
+		if (config_parse_duration_ms(value, &ms) < 0)
+			return parse_error(st, "%s: '%s' is not a duration "
+			    "(like 5s, 500ms, 2m)", key->name, value);
+		*(long *)field = ms;
+		return 1;
+	case VALUE_SIZE:
+		if (config_parse_size(value, &size) < 0)
+			return parse_error(st, "%s: '%s' is not a size "
+			    "(like 64K, 2M)", key->name, value);
+		*(size_t *)field = size;
+		return 1;
+	case VALUE_THRESHOLD:
+		if (strcasecmp(value, "off") == 0) {
+			*(double *)field = CONFIG_THRESHOLD_OFF;
+			return 1;
+		}
+		if (config_parse_double(value, &d) < 0)
+			return parse_error(st, "%s: '%s' is not a number or off",
+			    key->name, value);
+		*(double *)field = d;
+		return 1;
+	case VALUE_COUNT:
+		errno = 0;
+		long n = strtol(value, &end, 10);
+		if (end == value || *end != '\0' || errno || n < 0 || n > 1000000)
+			return parse_error(st, "%s: '%s' is not a whole number",
+			    key->name, value);
+		*(int *)field = (int)n;
+		return 1;
+	case VALUE_ON_ERROR:
+		if (strcmp(value, "tempfail") == 0)
+			*(enum on_error *)field = ON_ERROR_TEMPFAIL;
+		else if (strcmp(value, "accept") == 0)
+			*(enum on_error *)field = ON_ERROR_ACCEPT;
+		else
+			return parse_error(st, "%s: '%s' is not tempfail or accept",
+			    key->name, value);
+		return 1;
+	case VALUE_LOG_LEVEL:
+		if (log_level_parse(value, (enum log_level *)field) < 0)
+			return parse_error(st, "%s: '%s' is not err, warning, "
+			    "notice, info or debug", key->name, value);
+		return 1;
+	}
+	return 0;
+}
+
+/* Cuts an inline "# comment" (after white space) and trailing blanks. */
+static void
+strip_inline_comment(char *value)
+{
+	char *p = value;
+
+	while ((p = strchr(p, '#')) != NULL) {
+		if (p == value || isspace((unsigned char)p[-1])) {
+			*p = '\0';
+			break;
+		}
+		p++;
+	}
+	size_t len = strlen(value);
+	while (len > 0 && isspace((unsigned char)value[len - 1]))
+		value[--len] = '\0';
+}
+
+static int
+handle_key(void *user, const char *section, const char *name,
+    const char *raw_value)
+{
+	struct parse_state *st = user;
+	char value[CONFIG_LINE_MAX * 4];
+	char joined[CONFIG_LINE_MAX * 8];
+
+	if (st->error != NULL)
+		return 0;
+	snprintf(value, sizeof(value), "%s", raw_value);
+	strip_inline_comment(value);
+
+	if (st->continuation && strcmp(section, st->last_section) == 0 &&
+	    strcmp(name, st->last_key) == 0) {
+		/* A continuation line: inih hands us only the new text. The
+		 * previous value is in the config; re-join it. Only string
+		 * values may continue. */
+		const struct key *key = NULL;
+		for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++)
+			if (strcmp(config_keys[i].section, section) == 0 &&
+			    strcmp(config_keys[i].name, name) == 0)
+				key = &config_keys[i];
+		if (key == NULL || key->type != VALUE_STRING)
+			return parse_error(st, "%s: a continued line is only "
+			    "allowed for text values%s", name, "");
+		char *prev = *(char **)((char *)st->cfg + key->offset);
+		snprintf(joined, sizeof(joined), "%s %s", prev ? prev : "", value);
+		return set_value(st, key, joined);
+	}
+	snprintf(st->last_section, sizeof(st->last_section), "%s", section);
+	snprintf(st->last_key, sizeof(st->last_key), "%s", name);
+
+	if (*section == '\0')
+		return parse_error(st, "'%s' is outside any [section]%s", name, "");
+	if (strcmp(section, "scores") == 0)
+		return set_score(st, name, value);
+	bool section_known = false;
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++) {
+		const struct key *key = &config_keys[i];
+
+		if (strcmp(key->section, section) != 0)
+			continue;
+		section_known = true;
+		if (strcmp(key->name, name) == 0)
+			return set_value(st, key, value);
+	}
+	if (!section_known)
+		return parse_error(st, "unknown section [%s] (key %s)", section,
+		    name);
+	return parse_error(st, "unknown key '%s' in [%s]", name, section);
+}
+
+/* inih's line reader, wrapped to count lines, spot continuation lines and
+ * refuse lines that would not fit inih's buffer. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+
+	if (fgets(str, num, st->fp) == NULL)
+		return NULL;
+	st->line++;
+	size_t len = strlen(str);
+	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->fp)) {
+		int c;
+
+		st->line_too_long = true;
+		parse_error(st, "line longer than %s characters%s", "198", "");
+		while ((c = fgetc(st->fp)) != EOF && c != '\n')
+			;
+		str[0] = '\0';
+		return str;
+	}
+	if (memchr(str, '\0', len) != NULL || strlen(str) != len)
+		parse_error(st, "NUL byte in line%s%s", "", "");
+	st->continuation = (str[0] == ' ' || str[0] == '\t') &&
+	    str[strspn(str, " \t\r\n")] != '\0';
+	return str;
+}
+
+int
+config_load(const char *path, struct config **out, char *err)
+{
+	struct parse_state st;
+	struct config *cfg;
+	int rc;
+
+	*out = NULL;
+	memset(&st, 0, sizeof(st));
+	st.path = path;
+	st.fp = fopen(path, "r");
+	if (st.fp == NULL)
+		return mxg_fail(err, MXG_EIO, "%s: cannot open: %s", path,
+		    strerror(errno));
+	cfg = mxg_malloc(sizeof(*cfg));
+	config_defaults(cfg);
+	cfg->path = mxg_strdup(path);
+	st.cfg = cfg;
+
+	rc = ini_parse_stream(read_line, &st, handle_key, &st);
+	fclose(st.fp);
+	if (st.error == NULL && rc > 0) {
+		st.line = rc;
+		parse_error(&st, "syntax error: not [section], key = value or "
+		    "a comment%s%s", "", "");
+	}
+	if (st.error != NULL) {
+		mxg_fail(err, MXG_EINVAL, "%s", st.error);
+		free(st.error);
+		config_free(cfg);
+		return MXG_EINVAL;
+	}
+	*out = cfg;
+	return MXG_OK;
+}

@@ -1,0 +1,102 @@
+/*
+ * config.h - milter.conf, read into one immutable struct config.
+ *
+ * FORMAT
+ *	INI (inih): `[section]`, `key = value`, comments from `#` or `;` at
+ *	the start of a line, or after white space inside a line. Sections may
+ *	repeat; a later line for a key overrides an earlier one, so a site
+ *	file can append overrides to the shipped example. A line that starts
+ *	with white space continues the previous value. Every key is listed
+ *	in one table in config.c: an unknown section or key, a bad value or
+ *	an over-long line is an error naming file:line.
+ *
+ *	Values: booleans yes/no/true/false/on/off/1/0; durations with unit
+ *	ms, s, m, h, d (a bare number is seconds); sizes with K, M, G (bytes,
+ *	powers of 1024); scores as decimals; thresholds as a decimal or
+ *	`off`.
+ *
+ * CALLS
+ *	config_load(path, &cfg, err)
+ *		Reads path; on success *cfg is a new config (caller frees with
+ *		config_free); on failure returns MXG_EINVAL/MXG_EIO, err says
+ *		"FILE:LINE: reason" and *cfg is NULL.
+ *	config_defaults(cfg)
+ *		Fills cfg with every default: the config you get from an
+ *		empty file.
+ *	config_free(cfg)
+ *		NULL is a no-op.
+ *
+ *	A config is never changed after loading, so threads share it freely.
+ */
+#ifndef MXG_CONFIG_H
+#define MXG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+enum on_error {
+	ON_ERROR_TEMPFAIL,	/* answer 4xx: the sender retries later */
+	ON_ERROR_ACCEPT,	/* judge the message without that evidence */
+};
+
+#define CONFIG_THRESHOLD_OFF (-1e300)
+#define CONFIG_MAX_SCORES 256
+
+/* One `[scores]` override: SYMBOL = value, checked against the symbols the
+ * checks declare when the engine starts (line kept for the error). */
+struct config_score {
+	char *symbol;
+	double score;
+	int line;
+};
+
+struct config {
+	char *path;
+
+	struct {
+		char *socket;		/* inet:PORT@HOST, inet6:..., unix:PATH */
+		char *pidfile;		/* NULL: none */
+		char *authserv_id;	/* NULL: the MTA's j macro, else hostname */
+		size_t body_scan_limit;	/* bytes of body kept for checks */
+		size_t header_limit;	/* bytes of one header kept */
+		long timeout_ms;	/* libmilter's I/O timeout with the MTA */
+		enum log_level log_level;
+		bool loopback_trusted;	/* loopback clients skip every check */
+	} milter;
+
+	struct {
+		char *nameserver;	/* NULL: system resolver; "HOST[@PORT] ..." */
+		long timeout_ms;	/* per query */
+		enum on_error on_error;
+	} dns;
+
+	struct {
+		bool enabled;
+		bool reject_fail;	/* fail -> 550 5.7.23 */
+		bool received_spf;	/* add a Received-SPF header */
+		int void_lookup_limit;	/* RFC 7208 4.6.4: 2 */
+	} spf;
+
+	struct {
+		double add_header;	/* CONFIG_THRESHOLD_OFF: never */
+		double tempfail;
+		double reject;
+	} actions;
+
+	struct config_score scores[CONFIG_MAX_SCORES];
+	size_t nscores;
+};
+
+int config_load(const char *path, struct config **cfg, char *err);
+void config_defaults(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Parsers for one value, shared with the command line: 0 or -1. */
+int config_parse_bool(const char *text, bool *out);
+int config_parse_duration_ms(const char *text, long *out);
+int config_parse_size(const char *text, size_t *out);
+int config_parse_double(const char *text, double *out);
+
+#endif

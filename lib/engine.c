@@ -1,0 +1,319 @@
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "authres.h"
+#include "dns.h"
+#include "log.h"
+#include "mxg.h"
+
+struct symbol_score {
+	const char *name;
+	double score;
+};
+
+struct engine {
+	const struct config *cfg;
+	struct dns_resolver *dns;
+	const struct check *checks[16];
+	void *states[16];
+	size_t nchecks;
+	struct symbol_score *scores;
+	size_t nscores;
+	char hostname[256];
+};
+
+static int
+build_score_table(struct engine *engine, char *err)
+{
+	const struct config *cfg = engine->cfg;
+
+	for (size_t c = 0; all_checks[c] != NULL; c++)
+		for (const struct check_symbol *s = all_checks[c]->symbols;
+		    s->name != NULL; s++) {
+			engine->scores = mxg_realloc(engine->scores,
+			    (engine->nscores + 1) * sizeof(*engine->scores));
+			engine->scores[engine->nscores].name = s->name;
+			engine->scores[engine->nscores].score = s->score;
+			engine->nscores++;
+		}
+	for (size_t i = 0; i < cfg->nscores; i++) {
+		size_t k;
+
+		for (k = 0; k < engine->nscores; k++)
+			if (strcmp(engine->scores[k].name,
+			    cfg->scores[i].symbol) == 0)
+				break;
+		if (k == engine->nscores)
+			return mxg_fail(err, MXG_EINVAL, "%s:%d: [scores] %s: no "
+			    "check has a symbol of that name", cfg->path ?
+			    cfg->path : "config", cfg->scores[i].line,
+			    cfg->scores[i].symbol);
+		engine->scores[k].score = cfg->scores[i].score;
+	}
+	return MXG_OK;
+}
+
+int
+engine_new(const struct config *cfg, struct engine **out, char *err)
+{
+	struct engine *engine = mxg_calloc(1, sizeof(*engine));
+	struct check_env env;
+	int rc;
+
+	*out = NULL;
+	engine->cfg = cfg;
+	if (gethostname(engine->hostname, sizeof(engine->hostname) - 1) < 0)
+		strcpy(engine->hostname, "localhost");
+	if ((rc = build_score_table(engine, err)) != 0 ||
+	    (rc = dns_resolver_new(cfg, &engine->dns, err)) != 0) {
+		engine_free(engine);
+		return rc;
+	}
+	env.cfg = cfg;
+	env.dns = engine->dns;
+	for (size_t c = 0; all_checks[c] != NULL; c++) {
+		const struct check *check = all_checks[c];
+
+		if (!check->enabled(cfg))
+			continue;
+		if (check->init != NULL &&
+		    (rc = check->init(&env, &engine->states[engine->nchecks],
+		    err)) != 0) {
+			engine_free(engine);
+			return rc;
+		}
+		engine->checks[engine->nchecks++] = check;
+	}
+	*out = engine;
+	return MXG_OK;
+}
+
+void
+engine_free(struct engine *engine)
+{
+	if (engine == NULL)
+		return;
+	for (size_t c = 0; c < engine->nchecks; c++)
+		if (engine->checks[c]->free != NULL)
+			engine->checks[c]->free(engine->states[c]);
+	dns_resolver_free(engine->dns);
+	free(engine->scores);
+	free(engine);
+}
+
+const struct config *
+engine_config(const struct engine *engine)
+{
+	return engine->cfg;
+}
+
+struct scan *
+scan_new(struct engine *engine, struct message *msg)
+{
+	struct scan *scan = mxg_calloc(1, sizeof(*scan));
+
+	scan->engine = engine;
+	scan->msg = msg;
+	scan->cfg = engine->cfg;
+	scan->dns = engine->dns;
+	scan->verdict = verdict_new();
+	return scan;
+}
+
+void
+scan_reset(struct scan *scan)
+{
+	verdict_reset(scan->verdict);
+	spf_result_clear(&scan->spf);
+	free(scan->removals);
+	free(scan->authserv_id);
+	scan->removals = NULL;
+	scan->nremovals = 0;
+	scan->authserv_id = NULL;
+	scan->trusted = false;
+	scan->finished = false;
+	memset(scan->stage_done, 0, sizeof(scan->stage_done));
+}
+
+void
+scan_free(struct scan *scan)
+{
+	if (scan == NULL)
+		return;
+	scan_reset(scan);
+	verdict_free(scan->verdict);
+	free(scan);
+}
+
+void
+scan_add_symbol(struct scan *scan, const char *name, const char *detail)
+{
+	struct engine *engine = scan->engine;
+
+	for (size_t k = 0; k < engine->nscores; k++)
+		if (strcmp(engine->scores[k].name, name) == 0) {
+			verdict_add_symbol(scan->verdict, engine->scores[k].name,
+			    engine->scores[k].score, detail);
+			return;
+		}
+	/* A check emitting a symbol it did not declare is a bug in it. */
+	log_msg(scan->msg->queue_id, LOG_LEVEL_ERR,
+	    "engine: undeclared symbol %s", name);
+}
+
+bool
+engine_run_stage(struct engine *engine, struct scan *scan,
+    enum check_stage stage)
+{
+	if (!scan->stage_done[STAGE_CONNECT])
+		scan->trusted = scan->cfg->milter.loopback_trusted &&
+		    message_client_is_loopback(scan->msg);
+	for (int s = 0; s <= (int)stage; s++) {
+		if (scan->stage_done[s])
+			continue;
+		scan->stage_done[s] = true;
+		if (scan->trusted)
+			continue;
+		for (size_t c = 0; c < engine->nchecks; c++)
+			if ((int)engine->checks[c]->stage == s) {
+				engine->checks[c]->run(engine->states[c], scan);
+				if (scan->verdict->forced)
+					return true;
+			}
+	}
+	return scan->verdict->forced;
+}
+
+static void
+add_received_spf(struct scan *scan)
+{
+	const struct spf_result *r = &scan->spf;
+	const struct message *msg = scan->msg;
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_puts(&sb, spf_result_name(r->code));
+	if (r->comment != NULL) {
+		strbuf_puts(&sb, " (");
+		for (const char *p = r->comment; *p; p++)
+			strbuf_putc(&sb, (*p == '(' || *p == ')' ||
+			    (unsigned char)*p < 32) ? ' ' : *p);
+		strbuf_putc(&sb, ')');
+	}
+	if (msg->client_addr != NULL)
+		strbuf_printf(&sb, " client-ip=%s;", msg->client_addr);
+	if (msg->mail_from != NULL)
+		strbuf_printf(&sb, " envelope-from=\"%s\";", msg->mail_from);
+	if (msg->helo != NULL)
+		strbuf_printf(&sb, " helo=\"%s\";", msg->helo);
+	strbuf_printf(&sb, " receiver=%s; identity=%s;", scan->authserv_id,
+	    r->identity);
+	verdict_add_header(scan->verdict, "Received-SPF", sb.data);
+	strbuf_free(&sb);
+}
+
+static void
+add_spam_headers(struct scan *scan)
+{
+	const struct verdict *v = scan->verdict;
+	struct strbuf sb = STRBUF_INIT;
+	double required = scan->cfg->actions.add_header;
+
+	strbuf_printf(&sb, "%s, score=%.1f",
+	    v->action == VERDICT_ACCEPT ? "No" : "Yes", v->score);
+	if (required != CONFIG_THRESHOLD_OFF)
+		strbuf_printf(&sb, " required=%.1f", required);
+	strbuf_puts(&sb, " symbols=");
+	for (size_t i = 0; i < v->nsymbols; i++)
+		strbuf_printf(&sb, "%s%s(%.2f)", i ? "," : "",
+		    v->symbols[i].name, v->symbols[i].score);
+	if (v->nsymbols == 0)
+		strbuf_puts(&sb, "none");
+	verdict_add_header(scan->verdict, "X-Spam-Status", sb.data);
+	if (v->action == VERDICT_ADD_HEADER)
+		verdict_add_header(scan->verdict, "X-Spam-Flag", "YES");
+	strbuf_free(&sb);
+}
+
+void
+engine_finish(struct engine *engine, struct scan *scan)
+{
+	const struct message *msg = scan->msg;
+	const char *id;
+
+	if (scan->finished)
+		return;
+	scan->finished = true;
+	if (!scan->verdict->forced)
+		engine_run_stage(engine, scan, STAGE_EOM);
+	verdict_decide(scan->verdict, scan->cfg);
+
+	id = scan->cfg->milter.authserv_id;
+	if (id == NULL)
+		id = msg->mta_name;
+	if (id == NULL || *id == '\0')
+		id = engine->hostname;
+	scan->authserv_id = mxg_strdup(id);
+
+	/* RFC 8601 5: results that claim to be ours but came from outside
+	 * are removed, whoever the client is. */
+	int index = 0;
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		const struct header *h = &msg->headers[i];
+
+		if (strcasecmp(h->name, "Authentication-Results") != 0)
+			continue;
+		index++;
+		if (!authres_claims_id(h->value, h->value_len, id))
+			continue;
+		scan->removals = mxg_realloc(scan->removals,
+		    (scan->nremovals + 1) * sizeof(*scan->removals));
+		scan->removals[scan->nremovals].name = "Authentication-Results";
+		scan->removals[scan->nremovals].index = index;
+		scan->nremovals++;
+	}
+	if (scan->trusted || scan->verdict->action == VERDICT_REJECT ||
+	    scan->verdict->action == VERDICT_TEMPFAIL)
+		return;
+
+	char *ar = authres_format(id, scan->verdict, "\n\t");
+	verdict_add_header(scan->verdict, "Authentication-Results", ar);
+	free(ar);
+	if (scan->cfg->spf.received_spf &&
+	    scan->spf.code != SPF_RES_NOT_CHECKED)
+		add_received_spf(scan);
+	add_spam_headers(scan);
+}
+
+void
+engine_summary(const struct scan *scan, struct strbuf *line)
+{
+	const struct message *msg = scan->msg;
+	const struct verdict *v = scan->verdict;
+
+	strbuf_printf(line, "client=%s", msg->client_addr ? msg->client_addr :
+	    "unknown");
+	if (msg->client_name != NULL)
+		strbuf_printf(line, "[%s]", msg->client_name);
+	strbuf_printf(line, " helo=%s from=<%s> rcpts=%zu",
+	    msg->helo ? msg->helo : "", msg->mail_from ? msg->mail_from : "",
+	    msg->nrcpts);
+	if (scan->trusted)
+		strbuf_puts(line, " trusted=loopback");
+	strbuf_printf(line, " spf=%s", scan->spf.code == SPF_RES_NOT_CHECKED ?
+	    "skipped" : spf_result_name(scan->spf.code));
+	strbuf_printf(line, " score=%.1f action=%s", v->score,
+	    verdict_action_name(v->action));
+	if (v->reply != NULL)
+		strbuf_printf(line, " reply=\"%s\"", v->reply);
+	strbuf_puts(line, " symbols=");
+	for (size_t i = 0; i < v->nsymbols; i++)
+		strbuf_printf(line, "%s%s", i ? "," : "", v->symbols[i].name);
+	if (v->nsymbols == 0)
+		strbuf_puts(line, "none");
+	strbuf_printf(line, " ms=%lld", mxg_now_ms() - msg->started_ms);
+}

@@ -1,0 +1,417 @@
+/* netinet/in.h must come before libspf2's headers (LIBRARY-NOTES.md). */
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+#include <spf2/spf_dns_rr.h>
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns.h"
+#include "engine.h"
+#include "log.h"
+#include "mxg.h"
+#include "spf.h"
+#include "strbuf.h"
+
+static const struct check_symbol spf_symbols[] = {
+	{"SPF_PASS", -0.5, "SPF: the sender's domain authorizes the client"},
+	{"SPF_FAIL", 4.0, "SPF: the sender's domain forbids the client"},
+	{"SPF_SOFTFAIL", 2.0, "SPF: the sender's domain discourages the client"},
+	{"SPF_NEUTRAL", 0.5, "SPF: the sender's domain makes no assertion"},
+	{"SPF_NONE", 0.5, "SPF: the sender's domain publishes no SPF record"},
+	{"SPF_TEMPERROR", 0.0, "SPF: a temporary DNS error"},
+	{"SPF_PERMERROR", 1.0, "SPF: the domain's SPF record is broken"},
+	{NULL, 0, NULL},
+};
+
+/*
+ * The DNS layer libspf2 calls for every lookup of one check. It lives on
+ * the stack of one spf_check_identity() call, so counting void lookups
+ * needs no shared state. libspf2 must never get NULL back from lookup
+ * (it would call its error handler, which aborts).
+ */
+struct spf_dns_layer {
+	SPF_dns_server_t server;
+	struct dns_resolver *resolver;
+	int void_lookups;
+	int void_limit;
+	bool void_exceeded;
+	bool tempfail;
+	long long deadline_ms;	/* one budget for the whole evaluation */
+};
+
+/* Rebuilds a TXT record from its character-strings, joined with nothing
+ * between them (RFC 7208 3.3). */
+static size_t
+txt_join(const unsigned char *rdata, int rdlen, char *out)
+{
+	size_t o = 0;
+
+	for (int i = 0; i < rdlen;) {
+		int n = rdata[i++];
+
+		if (n > rdlen - i)
+			n = rdlen - i;
+		memcpy(out + o, rdata + i, (size_t)n);
+		o += (size_t)n;
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static SPF_dns_rr_t *
+layer_answer(SPF_dns_server_t *server, const char *domain, ns_type type,
+    const struct dns_answer *answer)
+{
+	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, type,
+	    answer->ttl, NETDB_SUCCESS);
+	int cnt = 0;
+
+	if (rr == NULL)
+		return NULL;
+	for (int i = 0; i < answer->count; i++) {
+		const unsigned char *d = (const unsigned char *)answer->data[i];
+		int len = answer->len[i];
+		char name[1100];
+
+		switch (type) {
+		case ns_t_a:
+			if (len != 4 || SPF_dns_rr_buf_realloc(rr, cnt, 4))
+				continue;
+			memcpy(&rr->rr[cnt++]->a, d, 4);
+			break;
+		case ns_t_aaaa:
+			if (len != 16 || SPF_dns_rr_buf_realloc(rr, cnt, 16))
+				continue;
+			memcpy(&rr->rr[cnt++]->aaaa, d, 16);
+			break;
+		case ns_t_mx:
+			if (len < 3 || dns_name_to_text(d + 2, (size_t)len - 2,
+			    name, sizeof(name)) < 0 ||
+			    SPF_dns_rr_buf_realloc(rr, cnt, strlen(name) + 1))
+				continue;
+			strcpy(rr->rr[cnt++]->mx, name);
+			break;
+		case ns_t_ptr:
+			if (dns_name_to_text(d, (size_t)len, name,
+			    sizeof(name)) < 0 ||
+			    SPF_dns_rr_buf_realloc(rr, cnt, strlen(name) + 1))
+				continue;
+			strcpy(rr->rr[cnt++]->ptr, name);
+			break;
+		case ns_t_txt:
+			if (SPF_dns_rr_buf_realloc(rr, cnt, (size_t)len + 1))
+				continue;
+			txt_join(d, len, rr->rr[cnt++]->txt);
+			break;
+		default:
+			break;
+		}
+	}
+	rr->num_rr = cnt;
+	if (cnt == 0)
+		rr->herrno = NO_DATA;
+	return rr;
+}
+
+static SPF_dns_rr_t *
+layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
+    int should_cache)
+{
+	struct spf_dns_layer *layer = server->hook;
+	const struct dns_answer *answer;
+	struct dns_query *q;
+	enum dns_status status;
+	SPF_dns_rr_t *rr;
+
+	(void)should_cache;
+	if (layer->void_exceeded || layer->tempfail)
+		/* Evaluation is over in all but name: stop it quickly. */
+		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+
+	q = dns_query_start(layer->resolver, domain, type);
+	status = dns_query_wait(q, layer->deadline_ms, &answer);
+	switch (status) {
+	case DNS_OK:
+		rr = layer_answer(server, domain, type, answer);
+		if (rr != NULL && rr->num_rr == 0 && ++layer->void_lookups >
+		    layer->void_limit)
+			layer->void_exceeded = true;
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		rr = SPF_dns_rr_new_init(server, domain, type, 0,
+		    status == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA);
+		if (++layer->void_lookups > layer->void_limit)
+			layer->void_exceeded = true;
+		break;
+	case DNS_PERMFAIL:
+		/* A name no server could be asked for does not exist. */
+		rr = SPF_dns_rr_new_init(server, domain, type, 0,
+		    HOST_NOT_FOUND);
+		break;
+	default:
+		layer->tempfail = true;
+		rr = SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+		break;
+	}
+	dns_query_free(q);
+	if (rr == NULL)		/* libspf2 out of memory: never return NULL */
+		rr = SPF_dns_rr_new();
+	if (rr == NULL) {
+		log_msg(NULL, LOG_LEVEL_ERR, "spf: out of memory");
+		abort();
+	}
+	return rr;
+}
+
+static void __attribute__((noreturn))
+spf_log_error(const char *file, int line, const char *text)
+{
+	log_msg(NULL, LOG_LEVEL_ERR, "libspf2 fatal error at %s:%d: %s",
+	    file ? file : "?", line, text);
+	abort();
+}
+
+static void
+spf_log_debug(const char *file, int line, const char *text)
+{
+	(void)file;
+	(void)line;
+	log_msg(NULL, LOG_LEVEL_DEBUG, "libspf2: %s", text);
+}
+
+static pthread_once_t spf_handlers_once = PTHREAD_ONCE_INIT;
+
+static void
+spf_install_handlers(void)
+{
+	/* libspf2's handlers are process-wide; its stdio ones would write
+	 * to stdout/stderr in the middle of `mxguard check --json`. */
+	SPF_error_handler = spf_log_error;
+	SPF_warning_handler = spf_log_debug;
+	SPF_info_handler = spf_log_debug;
+	SPF_debug_handler = spf_log_debug;
+}
+
+static enum spf_result_code
+map_result(SPF_result_t result)
+{
+	switch (result) {
+	case SPF_RESULT_PASS:
+		return SPF_RES_PASS;
+	case SPF_RESULT_FAIL:
+		return SPF_RES_FAIL;
+	case SPF_RESULT_SOFTFAIL:
+		return SPF_RES_SOFTFAIL;
+	case SPF_RESULT_NEUTRAL:
+		return SPF_RES_NEUTRAL;
+	case SPF_RESULT_NONE:
+		return SPF_RES_NONE;
+	case SPF_RESULT_TEMPERROR:
+		return SPF_RES_TEMPERROR;
+	case SPF_RESULT_PERMERROR:
+	case SPF_RESULT_INVALID:
+	default:
+		return SPF_RES_PERMERROR;
+	}
+}
+
+const char *
+spf_result_name(enum spf_result_code code)
+{
+	static const char *const names[] = {
+		[SPF_RES_NOT_CHECKED] = "none", [SPF_RES_PASS] = "pass",
+		[SPF_RES_FAIL] = "fail", [SPF_RES_SOFTFAIL] = "softfail",
+		[SPF_RES_NEUTRAL] = "neutral", [SPF_RES_NONE] = "none",
+		[SPF_RES_TEMPERROR] = "temperror",
+		[SPF_RES_PERMERROR] = "permerror",
+	};
+	return names[code];
+}
+
+void
+spf_result_clear(struct spf_result *result)
+{
+	free(result->domain);
+	free(result->sender);
+	free(result->explanation);
+	free(result->comment);
+	memset(result, 0, sizeof(*result));
+}
+
+static void
+set_comment(struct spf_result *result, const char *fmt, const char *a)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), fmt, a);
+	free(result->comment);
+	result->comment = mxg_strdup(buf);
+}
+
+/* A HELO name SPF can check: a domain, not an address literal, with a dot
+ * (RFC 7208 2.3: check only a fully qualified domain name). */
+static bool
+helo_is_checkable(const char *helo)
+{
+	return helo != NULL && *helo != '\0' && *helo != '[' &&
+	    strchr(helo, '.') != NULL;
+}
+
+void
+spf_check_identity(const struct check_env *env, const struct message *msg,
+    struct spf_result *result)
+{
+	struct spf_dns_layer layer;
+	SPF_server_t *server;
+	SPF_request_t *request;
+	SPF_response_t *response = NULL;
+	const char *domain;
+
+	memset(result, 0, sizeof(*result));
+	pthread_once(&spf_handlers_once, spf_install_handlers);
+
+	if (msg->mail_from != NULL && *msg->mail_from != '\0') {
+		result->identity = "mailfrom";
+		domain = strrchr(msg->mail_from, '@');
+		domain = domain ? domain + 1 : msg->mail_from;
+		result->sender = mxg_strdup(msg->mail_from);
+	} else {
+		result->identity = "helo";
+		domain = msg->helo ? msg->helo : "";
+		if (helo_is_checkable(domain)) {
+			char buf[1100];
+			snprintf(buf, sizeof(buf), "postmaster@%s", domain);
+			result->sender = mxg_strdup(buf);
+		}
+	}
+	result->domain = *domain ? mxg_strdup(domain) : NULL;
+
+	if (msg->client_family == 0) {
+		result->code = SPF_RES_NONE;
+		set_comment(result, "client address unknown%s", "");
+		return;
+	}
+	if (result->identity[0] == 'h' && !helo_is_checkable(domain)) {
+		result->code = SPF_RES_NONE;
+		set_comment(result, "HELO '%.200s' is not a domain name", domain);
+		return;
+	}
+
+	memset(&layer, 0, sizeof(layer));
+	layer.server.lookup = layer_lookup;
+	layer.server.name = "mxguard";
+	layer.server.hook = &layer;
+	/* destroy stays NULL: the layer is ours, libspf2 must not free it */
+	layer.resolver = env->dns;
+	layer.void_limit = env->cfg->spf.void_lookup_limit;
+	/* libspf2 may make up to ~30 lookups; give the whole evaluation
+	 * a budget of a few query timeouts, not thirty. */
+	layer.deadline_ms = mxg_now_ms() + 3 * dns_resolver_timeout_ms(env->dns);
+
+	server = SPF_server_new_dns(&layer.server, 0);
+	if (server == NULL) {
+		result->code = SPF_RES_TEMPERROR;
+		set_comment(result, "libspf2 could not start%s", "");
+		return;
+	}
+	if (msg->mta_name != NULL)
+		SPF_server_set_rec_dom(server, msg->mta_name);
+	request = SPF_request_new(server);
+	if (msg->client_family == AF_INET)
+		SPF_request_set_ipv4(request, msg->client_ip4);
+	else
+		SPF_request_set_ipv6(request, msg->client_ip6);
+	if (msg->helo != NULL && *msg->helo != '\0')
+		SPF_request_set_helo_dom(request, msg->helo);
+	if (result->identity[0] == 'm')
+		SPF_request_set_env_from(request, msg->mail_from);
+	else
+		SPF_request_set_env_from(request, result->sender);
+
+	SPF_request_query_mailfrom(request, &response);
+	if (response == NULL) {
+		result->code = SPF_RES_TEMPERROR;
+		set_comment(result, "libspf2 gave no response%s", "");
+	} else if (layer.void_exceeded) {
+		char buf[64];
+
+		result->code = SPF_RES_PERMERROR;
+		snprintf(buf, sizeof(buf), "%d", layer.void_limit);
+		set_comment(result, "more than %s void DNS lookups "
+		    "(RFC 7208 4.6.4)", buf);
+	} else {
+		result->code = map_result(SPF_response_result(response));
+		const char *comment = SPF_response_get_header_comment(response);
+		if (comment != NULL)
+			set_comment(result, "%s", comment);
+		const char *exp = SPF_response_get_explanation(response);
+		if (result->code == SPF_RES_FAIL && exp != NULL)
+			result->explanation = mxg_strdup(exp);
+	}
+	SPF_response_free(response);
+	SPF_request_free(request);
+	SPF_server_free(server);
+}
+
+static bool
+spf_enabled(const struct config *cfg)
+{
+	return cfg->spf.enabled;
+}
+
+static const char *const result_symbols[] = {
+	[SPF_RES_PASS] = "SPF_PASS", [SPF_RES_FAIL] = "SPF_FAIL",
+	[SPF_RES_SOFTFAIL] = "SPF_SOFTFAIL", [SPF_RES_NEUTRAL] = "SPF_NEUTRAL",
+	[SPF_RES_NONE] = "SPF_NONE", [SPF_RES_TEMPERROR] = "SPF_TEMPERROR",
+	[SPF_RES_PERMERROR] = "SPF_PERMERROR",
+};
+
+static void
+spf_run(void *state, struct scan *scan)
+{
+	struct check_env env = {scan->cfg, scan->dns};
+	struct spf_result *r = &scan->spf;
+	struct strbuf props = STRBUF_INIT;
+
+	(void)state;
+	spf_result_clear(r);
+	spf_check_identity(&env, scan->msg, r);
+
+	scan_add_symbol(scan, result_symbols[r->code], r->comment);
+	if (r->domain != NULL)
+		strbuf_printf(&props, "smtp.%s=%s", r->identity, r->domain);
+	verdict_add_authres(scan->verdict, "spf", spf_result_name(r->code),
+	    r->comment, props.len ? props.data : NULL);
+	strbuf_free(&props);
+
+	if (r->code == SPF_RES_FAIL && scan->cfg->spf.reject_fail)
+		verdict_force(scan->verdict, VERDICT_REJECT, "5.7.23",
+		    "SPF: %s", r->explanation ? r->explanation :
+		    "the sender's domain does not authorize this client");
+	else if (r->code == SPF_RES_TEMPERROR &&
+	    scan->cfg->dns.on_error == ON_ERROR_TEMPFAIL)
+		verdict_force(scan->verdict, VERDICT_TEMPFAIL, "4.4.3",
+		    "SPF: temporary DNS failure checking %s, try again later",
+		    r->domain ? r->domain : "the sender");
+}
+
+const struct check spf_check = {
+	.name = "spf",
+	.section = "spf",
+	.stage = STAGE_MAIL,
+	.symbols = spf_symbols,
+	.enabled = spf_enabled,
+	.init = NULL,
+	.run = spf_run,
+	.free = NULL,
+};
