@@ -39,7 +39,10 @@ BINS     = $(BUILD)/mxguard-milter $(BUILD)/mxguard
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration conformance asan run install clean
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+
+.PHONY: all deps test unit integration conformance asan fuzz run install clean
 
 all: $(BINS)
 
@@ -83,18 +86,29 @@ conformance: $(BINS)
 	$(PYTHON) tests/conformance/spf_suite.py --binary $(BUILD)/mxguard --strict
 
 test: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) integration
-	$(MAKE) conformance
-	$(PYTHON) tests/summary.py $(BUILD)
+	$(MAKE) all $(UNIT_BIN)
+	$(PYTHON) tests/run_all.py --build $(BUILD)
 
 asan: deps
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer \
-		-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_CFLAGS)" all \
+		$(UNIT_BIN:$(BUILD)/%=build-asan/%)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(MAKE) BUILD=build-asan integration conformance
+		$(PYTHON) tests/run_all.py --build build-asan
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS from its seed corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p build-fuzz
+	clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+		$(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(LIB_LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@set -e; for t in $(FUZZ_TARGETS); do n=$${t#build-fuzz/fuzz_}; \
+		mkdir -p build-fuzz/corpus-$$n; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=200000 \
+		build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
 
 run: deps all
 	@echo "Add to Postfix's main.cf:"
@@ -112,4 +126,4 @@ install: all
 		$(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -105,6 +105,11 @@ configure_servers(struct ub_ctx *ctx, const char *list, char *err)
 	free(copy);
 	if (n == 0)
 		return mxg_fail(err, MXG_EINVAL, "dns: nameserver is empty");
+	/* A server that stopped answering for a while is marked down in
+	 * libunbound's infrastructure cache; without probing it again, mail
+	 * would keep failing for minutes after it came back. */
+	ub_ctx_set_option(ctx, "infra-keep-probing:", "yes");
+	ub_ctx_set_option(ctx, "infra-host-ttl:", "30");
 	for (size_t i = 0; i < sizeof(builtin_zones) / sizeof(*builtin_zones); i++)
 		ub_ctx_zone_remove(ctx, builtin_zones[i]);
 	return MXG_OK;
