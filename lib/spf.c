@@ -133,8 +133,13 @@ layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 	SPF_dns_rr_t *rr;
 
 	(void)should_cache;
-	if (layer->void_exceeded || layer->tempfail)
-		/* Evaluation is over in all but name: stop it quickly. */
+	if (type == ns_t_spf)
+		/* RFC 7208 3.1: type SPF is obsolete and never asked for.
+		 * Answered here so it neither costs a query nor counts as a
+		 * void lookup. */
+		return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);
+	if (layer->void_exceeded)
+		/* The result is permerror already: end the evaluation. */
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
 
 	q = dns_query_start(layer->resolver, domain, type);
@@ -349,6 +354,17 @@ spf_check_identity(const struct check_env *env, const struct message *msg,
 		snprintf(buf, sizeof(buf), "%d", layer.void_limit);
 		set_comment(result, "more than %s void DNS lookups "
 		    "(RFC 7208 4.6.4)", buf);
+	} else if (SPF_response_result(response) == SPF_RESULT_INVALID) {
+		/* libspf2 leaves the result unset when fetching the record
+		 * itself failed; a DNS error there is temperror (RFC 7208
+		 * 4.4), anything else it could not evaluate is permerror. */
+		result->code = layer.tempfail ||
+		    SPF_response_errcode(response) == SPF_E_DNS_ERROR ?
+		    SPF_RES_TEMPERROR : SPF_RES_PERMERROR;
+		set_comment(result, result->code == SPF_RES_TEMPERROR ?
+		    "DNS failure looking up the SPF record of %s" :
+		    "the SPF record of %s could not be evaluated",
+		    result->domain ? result->domain : "?");
 	} else {
 		result->code = map_result(SPF_response_result(response));
 		const char *comment = SPF_response_get_header_comment(response);

@@ -52,6 +52,8 @@ def main() -> int:
     build = os.path.join(ROOT, args.build)
     suites = [(os.path.basename(b), [b]) for b in
               sorted(glob.glob(os.path.join(build, "tests", "test_*")))]
+    suites.append(("cli", [PY, "tests/integration/cli_check.py",
+                           "--build", args.build]))
     suites.append(("integration", [PY, "tests/integration/run.py",
                                    "--build", args.build]))
     suites.append(("spf-conformance", [PY, "tests/conformance/spf_suite.py",
