@@ -48,16 +48,20 @@ all: $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libmxguard.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	@rm -f $@
+	@ar rcs $@ $^
 
 $(BUILD)/mxguard-milter: $(BUILD)/milter/mxguard-milter.o $(BUILD)/libmxguard.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/libmxguard.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmxguard.a
 	@mkdir -p $(dir $@)

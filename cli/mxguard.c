@@ -282,8 +282,13 @@ command_check(int argc, char **argv)
 		stop = engine_run_stage(engine, scan, STAGE_RCPT);
 	}
 	if (!stop) {
-		message_parse(msg, data, crlf_len);
+		size_t body = message_parse_headers(msg, data, crlf_len);
+
 		stop = engine_run_stage(engine, scan, STAGE_EOH);
+		/* In chunks, as an MTA streams it to the milter. */
+		for (size_t off = body; !stop && off < crlf_len; off += 65536)
+			engine_body(engine, scan, data + off, crlf_len - off <
+			    65536 ? crlf_len - off : 65536);
 	}
 	engine_finish(engine, scan);
 	if (json)

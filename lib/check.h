@@ -16,6 +16,10 @@
  *                            NULL when the check needs no state.
  * run(state, scan)           once per message at its stage; must be
  *                            thread-safe (many messages at once).
+ * body(state, scan, chunk, len)
+ *                            optional: every body chunk as it streams,
+ *                            even past [milter] body_scan_limit, for
+ *                            checks that need every byte (DKIM hashes).
  * free(state)                at engine end.
  * enabled(cfg)               the section's `enabled` key.
  */
@@ -23,6 +27,7 @@
 #define MXG_CHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -59,6 +64,8 @@ struct check {
 	bool (*enabled)(const struct config *cfg);
 	int (*init)(const struct check_env *env, void **state, char *err);
 	void (*run)(void *state, struct scan *scan);
+	void (*body)(void *state, struct scan *scan, const char *chunk,
+	    size_t len);
 	void (*free)(void *state);
 };
 

@@ -189,6 +189,19 @@ engine_run_stage(struct engine *engine, struct scan *scan,
 	return scan->verdict->forced;
 }
 
+void
+engine_body(struct engine *engine, struct scan *scan, const char *chunk,
+    size_t len)
+{
+	message_append_body(scan->msg, chunk, len);
+	if (scan->trusted || scan->verdict->forced)
+		return;
+	for (size_t c = 0; c < engine->nchecks; c++)
+		if (engine->checks[c]->body != NULL)
+			engine->checks[c]->body(engine->states[c], scan, chunk,
+			    len);
+}
+
 static void
 add_received_spf(struct scan *scan)
 {

@@ -21,6 +21,10 @@
  *	is now forced (tempfail or reject): the caller answers at this
  *	stage and runs no more stages.
  *
+ * engine_body(engine, scan, chunk, len)
+ *	Appends a body chunk to the message (kept up to body_scan_limit) and
+ *	streams it whole to every check with a body hook.
+ *
  * engine_finish(engine, scan)
  *	Runs what has not run, decides the action and prepares the headers
  *	to add (Authentication-Results, Received-SPF, X-Spam-*) and the
@@ -79,6 +83,8 @@ void scan_free(struct scan *scan);
 
 bool engine_run_stage(struct engine *engine, struct scan *scan,
     enum check_stage stage);
+void engine_body(struct engine *engine, struct scan *scan, const char *chunk,
+    size_t len);
 void engine_finish(struct engine *engine, struct scan *scan);
 void engine_summary(const struct scan *scan, struct strbuf *line);
 

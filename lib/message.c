@@ -272,8 +272,17 @@ content_length(const char *p, size_t linelen)
 size_t
 message_parse(struct message *msg, const char *data, size_t len)
 {
+	size_t before = msg->nheaders;
+	size_t body = message_parse_headers(msg, data, len);
+
+	message_append_body(msg, data + body, len - body);
+	return msg->nheaders - before;
+}
+
+size_t
+message_parse_headers(struct message *msg, const char *data, size_t len)
+{
 	const char *p = data, *end = data + len;
-	size_t count = 0;
 
 	/* An mbox "From " line is not a header: skip it, as tools do. */
 	if (len >= 5 && memcmp(p, "From ", 5) == 0)
@@ -312,8 +321,6 @@ message_parse(struct message *msg, const char *data, size_t len)
 		message_add_header(msg, name, strbuf_cstr(&value), value.len);
 		strbuf_free(&value);
 		free(name);
-		count++;
 	}
-	message_append_body(msg, p, (size_t)(end - p));
-	return count;
+	return (size_t)(p - data);
 }

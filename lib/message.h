@@ -107,6 +107,10 @@ bool message_client_is_loopback(const struct message *msg);
  *	returns the number of headers.
  */
 size_t message_parse(struct message *msg, const char *data, size_t len);
+/* The header part of message_parse alone: adds the headers and returns
+ * the offset where the body starts (len when there is none), so that the
+ * caller can stream the body as an MTA would. */
+size_t message_parse_headers(struct message *msg, const char *data, size_t len);
 
 /* Strips <> and white space; returns a new string. */
 char *message_strip_brackets(const char *addr);

@@ -178,7 +178,7 @@ on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct connection *conn = connection_get(ctx);
 
-	message_append_body(conn->msg, (const char *)chunk, len);
+	engine_body(milter_engine, conn->scan, (const char *)chunk, len);
 	return SMFIS_CONTINUE;
 }
 
