@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns.h"
 #include "engine.h"
@@ -44,6 +45,8 @@ struct spf_dns_layer {
 	int void_limit;
 	bool void_exceeded;
 	bool tempfail;
+	bool malformed;		/* an SPF record with bytes RFC 7208 forbids */
+	bool mx_over_limit;	/* an "mx" with more than 10 MX records */
 	long long deadline_ms;	/* one budget for the whole evaluation */
 };
 
@@ -67,9 +70,58 @@ txt_join(const unsigned char *rdata, int rdlen, char *out)
 	return o;
 }
 
+/* "v=spf1" followed by a space or the end (RFC 7208 4.5). */
+static bool
+txt_is_spf_record(const char *txt)
+{
+	return strncasecmp(txt, "v=spf1", 6) == 0 &&
+	    (txt[6] == ' ' || txt[6] == '\0');
+}
+
+/*
+ * Makes a TXT answer safe and faithful for libspf2, in place (txt has
+ * room for twice its length):
+ * - An SPF record must be 7-bit printable ASCII (RFC 7208 3.1, 4.5);
+ *   libspf2 would read a NUL as the end and pass other bytes on. Such a
+ *   record makes the check permerror: it is flagged here and replaced
+ *   by one that matches nothing, so libspf2 parses nothing hostile.
+ * - Any other TXT answer can only be an explanation (exp=), a macro
+ *   string in which a space is literal (RFC 7208 6.2); libspf2's macro
+ *   parser turns spaces into '%' and stops expanding after them, so each
+ *   space is handed over as the macro "%_", which means exactly a space.
+ */
+static void
+txt_prepare(struct spf_dns_layer *layer, char *txt, size_t len)
+{
+	if (len >= 6 && txt_is_spf_record(txt)) {
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)txt[i] < 0x20 ||
+			    (unsigned char)txt[i] > 0x7e) {
+				layer->malformed = true;
+				strcpy(txt, "v=spf1 ?all");
+				return;
+			}
+		return;
+	}
+	size_t spaces = 0;
+	for (size_t i = 0; i < len; i++)
+		spaces += txt[i] == ' ';
+	if (spaces == 0)
+		return;
+	txt[len + spaces] = '\0';
+	for (size_t i = len, o = len + spaces; i-- > 0;) {
+		if (txt[i] == ' ') {
+			txt[--o] = '_';
+			txt[--o] = '%';
+		} else {
+			txt[--o] = txt[i];
+		}
+	}
+}
+
 static SPF_dns_rr_t *
-layer_answer(SPF_dns_server_t *server, const char *domain, ns_type type,
-    const struct dns_answer *answer)
+layer_answer(struct spf_dns_layer *layer, SPF_dns_server_t *server,
+    const char *domain, ns_type type, const struct dns_answer *answer)
 {
 	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, type,
 	    answer->ttl, NETDB_SUCCESS);
@@ -108,9 +160,12 @@ layer_answer(SPF_dns_server_t *server, const char *domain, ns_type type,
 			strcpy(rr->rr[cnt++]->ptr, name);
 			break;
 		case ns_t_txt:
-			if (SPF_dns_rr_buf_realloc(rr, cnt, (size_t)len + 1))
+			/* Room for every space to become "%_" (below). */
+			if (SPF_dns_rr_buf_realloc(rr, cnt, 2 * (size_t)len + 1))
 				continue;
-			txt_join(d, len, rr->rr[cnt++]->txt);
+			txt_prepare(layer, rr->rr[cnt]->txt,
+			    txt_join(d, len, rr->rr[cnt]->txt));
+			cnt++;
 			break;
 		default:
 			break;
@@ -120,6 +175,21 @@ layer_answer(SPF_dns_server_t *server, const char *domain, ns_type type,
 	if (cnt == 0)
 		rr->herrno = NO_DATA;
 	return rr;
+}
+
+/*
+ * RFC 7208 4.6.4 counts void answers to the lookups of "a", "mx", "ptr"
+ * and "exists" (address, MX and PTR queries). A TXT lookup that finds
+ * nothing already ends include/redirect in permerror or none, and the
+ * exp= lookup happens after the result is known and must not change it.
+ */
+static void
+count_void_lookup(struct spf_dns_layer *layer, ns_type type)
+{
+	if (type == ns_t_txt)
+		return;
+	if (++layer->void_lookups > layer->void_limit)
+		layer->void_exceeded = true;
 }
 
 static SPF_dns_rr_t *
@@ -142,21 +212,33 @@ layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 		/* The result is permerror already: end the evaluation. */
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
 
+	/* Each query gets the configured timeout, within what is left of
+	 * the evaluation's budget. */
+	long long deadline = mxg_now_ms() +
+	    dns_resolver_timeout_ms(layer->resolver);
+	if (deadline > layer->deadline_ms)
+		deadline = layer->deadline_ms;
 	q = dns_query_start(layer->resolver, domain, type);
-	status = dns_query_wait(q, layer->deadline_ms, &answer);
+	status = dns_query_wait(q, deadline, &answer);
 	switch (status) {
 	case DNS_OK:
-		rr = layer_answer(server, domain, type, answer);
-		if (rr != NULL && rr->num_rr == 0 && ++layer->void_lookups >
-		    layer->void_limit)
-			layer->void_exceeded = true;
+		/* RFC 7208 4.6.4: an "mx" whose name has more than 10 MX
+		 * records is permerror. libspf2 tries the first 10 first and
+		 * may match one, so whether it notices depends on the order
+		 * the server happened to send them in. */
+		if (type == ns_t_mx && answer->count > SPF_MAX_DNS_MX) {
+			layer->mx_over_limit = true;
+			layer->void_exceeded = true;	/* stop evaluating */
+		}
+		rr = layer_answer(layer, server, domain, type, answer);
+		if (rr != NULL && rr->num_rr == 0)
+			count_void_lookup(layer, type);
 		break;
 	case DNS_NXDOMAIN:
 	case DNS_NODATA:
 		rr = SPF_dns_rr_new_init(server, domain, type, 0,
 		    status == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA);
-		if (++layer->void_lookups > layer->void_limit)
-			layer->void_exceeded = true;
+		count_void_lookup(layer, type);
 		break;
 	case DNS_PERMFAIL:
 		/* A name no server could be asked for does not exist. */
@@ -347,6 +429,16 @@ spf_check_identity(const struct check_env *env, const struct message *msg,
 	if (response == NULL) {
 		result->code = SPF_RES_TEMPERROR;
 		set_comment(result, "libspf2 gave no response%s", "");
+	} else if (layer.mx_over_limit) {
+		result->code = SPF_RES_PERMERROR;
+		set_comment(result, "an mx mechanism in the evaluation of %s "
+		    "names more than 10 MX hosts (RFC 7208 4.6.4)",
+		    result->domain ? result->domain : "?");
+	} else if (layer.malformed) {
+		result->code = SPF_RES_PERMERROR;
+		set_comment(result, "an SPF record in the evaluation of %s is "
+		    "not 7-bit printable ASCII (RFC 7208 3.1)",
+		    result->domain ? result->domain : "?");
 	} else if (layer.void_exceeded) {
 		char buf[64];
 

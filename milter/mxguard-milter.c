@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmilter/mfapi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,16 +76,33 @@ log_summary(struct connection *conn)
 	strbuf_free(&line);
 }
 
+/* libmilter treats reply text as a printf format: a '%' must be "%%" or
+ * the MTA drops it (smfi_setreply(3)). Cut at outlen. */
+static char *
+escape_percent(const char *text, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (const char *p = text; *p && o + 3 < outlen; p++) {
+		if (*p == '%')
+			out[o++] = '%';
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* Answers with the forced outcome: the reply, then the status. */
 static sfsistat
 reply_forced(SMFICTX *ctx, struct connection *conn)
 {
 	struct verdict *v = conn->scan->verdict;
+	char text[2048];
 
 	verdict_decide(v, milter_config);
 	log_summary(conn);
 	if (smfi_setreply(ctx, v->reply_code, v->reply_enhanced,
-	    v->reply_text) != MI_SUCCESS)
+	    escape_percent(v->reply_text, text, sizeof(text))) != MI_SUCCESS)
 		log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
 		    "smfi_setreply refused \"%s\"", v->reply);
 	return v->action == VERDICT_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
@@ -344,6 +362,17 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
+	/* libmilter's signal thread waits for SIGHUP, SIGINT and SIGTERM
+	 * with sigwait; every other thread must have them blocked, so block
+	 * them before the engine starts its threads (they inherit the mask)
+	 * or the default action kills the process without a clean stop. */
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGHUP);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
 	/* The resolver thread must start after the fork. */
 	if (engine_new(milter_config, &milter_engine, err) != 0) {
 		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);

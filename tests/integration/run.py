@@ -1,0 +1,559 @@
+#!/usr/bin/python3
+"""Integration tests: mxguard-milter behind a real Postfix, on loopback.
+
+USAGE
+    /usr/bin/python3 tests/integration/run.py [-k SUBSTRING] [--keep]
+
+    One environment per run, started once: unbound serving the test zones
+    (tests/harness/dnsserver.py), Redis, smtp-sink as the next hop, a private
+    Postfix with smtpd_milters pointing at mxguard-milter.  A test that needs
+    another milter configuration restarts the milter on the same port.
+
+    Mail is sent with swaks through XCLIENT, so that Postfix and the milter
+    see a TEST-NET client (192.0.2.N) instead of 127.0.0.1, which libspf2
+    would let pass unconditionally.
+
+    Each test prints "ok - NAME" or "not ok - NAME: REASON" (with "#"
+    diagnostic lines after it); the last line is "N passed, M failed".
+    Exit status 1 when a test failed or the environment did not start.
+
+    -k SUBSTRING   run only the tests whose name contains SUBSTRING
+    --keep         keep the work directory (it is kept anyway after a failure)
+
+ENVIRONMENT
+    MXGUARD_MILTER   path of mxguard-milter (default build/mxguard-milter)
+"""
+
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+
+from mta import (Milter, MilterShutdownError, Postfix, Redis, SmtpSink,  # noqa: E402
+                 free_port, swaks, wait_for)
+
+AUTHSERV_ID = "mx.test.local"
+RCPT = "rcpt@dest.example"
+
+# The test zones.  192.0.2.0/24 is the client network of every test.
+RECORDS = [
+    ("pass.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all"),
+    ("fail.test", "TXT", "v=spf1 ip4:198.51.100.1 -all"),
+    ("softfail.test", "TXT", "v=spf1 ~all"),
+    # HELO identity (RFC 7208 2.3): checked when MAIL FROM is <>.
+    ("helo.test", "TXT", "v=spf1 -all"),
+    ("mx1.helo.test", "TXT", "v=spf1 a -all"),
+    ("mx1.helo.test", "A", "192.0.2.25"),
+    ("helo.test", "MX", (10, "mx1.helo.test")),
+    # Every query for this name fails (REFUSED -> SERVFAIL in the milter's
+    # resolver): SPF temperror.
+    ("temperror.test", "TIMEOUT", None),
+]
+HELO_CLIENT = "192.0.2.25"
+
+
+def milter_config(port, nameserver, workdir, received_spf="yes",
+                  on_error="tempfail", reject_fail="yes", spf_enabled="yes",
+                  dns_timeout="2s"):
+    return """\
+[milter]
+socket = inet:{port}@127.0.0.1
+pidfile = {workdir}/milter.pid
+authserv_id = {authserv_id}
+
+[dns]
+nameserver = {nameserver}
+timeout = {dns_timeout}
+on_error = {on_error}
+
+[spf]
+enabled = {spf_enabled}
+reject_fail = {reject_fail}
+received_spf = {received_spf}
+""".format(port=port, workdir=workdir, authserv_id=AUTHSERV_ID,
+           nameserver=nameserver, dns_timeout=dns_timeout, on_error=on_error,
+           spf_enabled=spf_enabled, reject_fail=reject_fail,
+           received_spf=received_spf)
+
+
+# ---------------------------------------------------------------- environment
+
+class Env:
+    """DNS + Redis + smtp-sink + milter + Postfix, started once."""
+
+    def __init__(self, keep=False):
+        self.keep = keep
+        self.workdir = None
+        self.dns = self.redis = self.sink = self.milter = self.postfix = None
+        self._client = 100
+        self._test_seq = 0
+
+    def start(self):
+        from dnsserver import DnsServer
+        self.workdir = tempfile.mkdtemp(prefix="mxguard-it-")
+        os.chmod(self.workdir, 0o755)
+        dns_dir = os.path.join(self.workdir, "dns")
+        os.makedirs(dns_dir)
+        self.dns = DnsServer(dns_dir)
+        self.dns.set_records(RECORDS)
+        self.dns.start()
+        self.redis = Redis(self.workdir).start()
+        self.sink = SmtpSink(self.workdir).start()
+        self.milter_port = free_port()
+        self.use_milter()
+        self.postfix = Postfix(self.workdir, "inet:127.0.0.1:%d" % self.milter_port,
+                               self.sink.port, sink=self.sink).start()
+        return self
+
+    def stop(self):
+        errors = []
+        for name in ("postfix", "milter", "sink", "redis", "dns"):
+            obj = getattr(self, name)
+            if obj is None:
+                continue
+            try:
+                obj.stop()
+            except Exception as e:
+                errors.append("%s: %s" % (name, e))
+        return errors
+
+    def milter_text(self, **overrides):
+        return milter_config(self.milter_port, self.dns.address, self.workdir,
+                             **overrides)
+
+    def use_milter(self, **overrides):
+        """Make sure the milter runs with this configuration (defaults plus
+        overrides); restart it only when the configuration changes."""
+        text = self.milter_text(**overrides)
+        if self.milter is not None and self.milter.running() \
+                and self.milter.config_text == text:
+            return self.milter
+        if self.milter is not None:
+            self.milter.stop()
+        self.milter = Milter(self.workdir, text)
+        self.milter.start()
+        return self.milter
+
+    def next_client(self):
+        self._client += 1
+        return "192.0.2.%d" % self._client
+
+    def send(self, mail_from, helo="mail.client.example", client=None,
+             headers=(), rcpt=RCPT):
+        """Send one message through Postfix; returns (SwaksResult, test_id).
+        test_id is in an X-Test-Id header to find the delivered copy."""
+        self._test_seq += 1
+        test_id = "t%d-%d" % (os.getpid(), self._test_seq)
+        client = client or self.next_client()
+        res = swaks(self.postfix.port, mail_from, rcpt, helo=helo,
+                    xclient_addr=client, xclient_name="host.example",
+                    headers=["X-Test-Id: %s" % test_id] + list(headers),
+                    timeout=30)
+        res.client = client
+        res.test_id = test_id
+        return res
+
+    def delivered(self, res, timeout=10):
+        """The delivered copy of res's message (waits for it), or fail."""
+        def find():
+            for m in self.sink.messages():
+                if res.test_id in m.header("X-Test-Id"):
+                    return m
+            return None
+        msg = wait_for(find, timeout, interval=0.1)
+        if msg is None:
+            fail("message %s was not delivered within %ss" % (res.test_id, timeout),
+                 res=res, env=self)
+        return msg
+
+    def assert_not_delivered_nor_queued(self, res, settle=1.0):
+        time.sleep(settle)
+        got = [m for m in self.sink.messages() if res.test_id in m.header("X-Test-Id")]
+        if got:
+            fail("refused message was delivered anyway", res=res, env=self,
+                 extra="delivered copy:\n" + got[0].text)
+        queued = self.postfix.queue()
+        if queued:
+            fail("queue is not empty: %s" % queued, res=res, env=self)
+
+
+# ---------------------------------------------------------------- assertions
+
+class TestFailure(AssertionError):
+    pass
+
+
+def _indent(text, limit=60):
+    lines = text.rstrip("\n").splitlines()
+    if len(lines) > limit:
+        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
+    return "\n".join("    " + l for l in lines)
+
+
+def fail(reason, res=None, env=None, extra=None):
+    parts = [reason]
+    if res is not None:
+        parts.append("swaks exit %s, decisive reply: %s (stage %s)\n"
+                     "swaks transcript:\n%s"
+                     % (res.rc, res.final, res.final.stage if res.final else "-",
+                        _indent(res.transcript)))
+    if extra:
+        parts.append(extra)
+    if env is not None and env.milter is not None:
+        parts.append("milter log (%s):\n%s" % (env.milter.log_path,
+                                               _indent(env.milter.log(), 25)))
+    if env is not None and env.postfix is not None and res is not None:
+        lines = [l for l in env.postfix.log().splitlines()
+                 if res.client and "[%s]" % res.client in l
+                 or (res.queue_id and res.queue_id in l)]
+        parts.append("postfix log for client %s:\n%s"
+                     % (res.client, _indent("\n".join(lines), 25)))
+    raise TestFailure("\n".join(parts))
+
+
+def expect_reply(res, code, enhanced, env):
+    r = res.final
+    if r is None or r.code != code or r.enhanced != enhanced:
+        fail("expected %d %s, got %s" % (code, enhanced, r), res=res, env=env)
+
+
+def expect_accepted(res, env):
+    r = res.final
+    if r is None or r.stage != "DOT" or r.code != 250:
+        fail("expected 250 at end of DATA, got %s" % r, res=res, env=env)
+
+
+def our_authres(msg):
+    """Values of the Authentication-Results headers naming our authserv-id."""
+    return [v for v in msg.header("Authentication-Results")
+            if re.match(r"\s*(?:\([^)]*\)\s*)*%s\s*;" % re.escape(AUTHSERV_ID),
+                        v, re.I)]
+
+
+def expect_one_authres(msg, pattern, res, env):
+    ours = our_authres(msg)
+    if len(ours) != 1 or not re.search(pattern, ours[0]):
+        fail("expected exactly one Authentication-Results from %s matching /%s/, "
+             "got %r" % (AUTHSERV_ID, pattern, msg.header("Authentication-Results")),
+             res=res, env=env, extra="delivered copy:\n" + _indent(msg.text))
+    return ours[0]
+
+
+def spf_authres(result, ident="mailfrom", domain=None):
+    """Regex for 'mx.test.local; ... spf=RESULT ... smtp.IDENT=[local@]DOMAIN'."""
+    pat = r"^\s*mx\.test\.local\s*;(?:.*;)?\s*spf=%s\b[^;]*" % result
+    if domain:
+        pat += r"\bsmtp\.%s=(?:[^\s;@]*@)?%s(?=[\s;]|$)" % (ident, re.escape(domain))
+    return pat
+
+
+# ---------------------------------------------------------------- tests
+
+def test_spf_pass_is_delivered_with_authentication_results(env):
+    env.use_milter(received_spf="yes")
+    res = env.send("alice@pass.test", helo="mail.pass.test")
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    expect_one_authres(msg, spf_authres("pass", "mailfrom", "pass.test"), res, env)
+
+
+def test_spf_pass_adds_received_spf_pass_when_received_spf_is_yes(env):
+    env.use_milter(received_spf="yes")
+    res = env.send("alice@pass.test", helo="mail.pass.test")
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    rspf = msg.header("Received-SPF")
+    if len(rspf) != 1 or not re.match(r"\s*pass\b", rspf[0], re.I) \
+            or "client-ip=%s" % res.client not in rspf[0]:
+        fail("expected one 'Received-SPF: pass ... client-ip=%s', got %r"
+             % (res.client, rspf), res=res, env=env,
+             extra="delivered copy:\n" + _indent(msg.text))
+
+
+def test_spf_pass_adds_no_received_spf_when_received_spf_is_no(env):
+    env.use_milter(received_spf="no")
+    res = env.send("alice@pass.test", helo="mail.pass.test")
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    if msg.header("Received-SPF"):
+        fail("unexpected Received-SPF: %r" % msg.header("Received-SPF"),
+             res=res, env=env)
+    expect_one_authres(msg, spf_authres("pass", "mailfrom", "pass.test"), res, env)
+
+
+def test_spf_fail_is_refused_with_550_5_7_23_and_not_delivered_when_reject_fail_is_yes(env):
+    env.use_milter(reject_fail="yes")
+    res = env.send("mallory@fail.test", helo="mail.fail.test")
+    expect_reply(res, 550, "5.7.23", env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+def test_refusal_text_reaches_the_client_as_the_milter_logged_it(env):
+    # libmilter reply text is a printf format for the MTA: a lone "%" (as in
+    # a URL-encoded address) must be sent as "%%" or the MTA eats it.
+    env.use_milter(reject_fail="yes")
+    res = env.send("mallory+tag@fail.test", helo="mail.fail.test")
+    expect_reply(res, 550, "5.7.23", env)
+    line = wait_for(lambda: next((l for l in env.milter.log().splitlines()
+                                  if res.client in l and "action=" in l), None), 3)
+    m = re.search(r'\breply="((?:[^"\\]|\\.)*)"', line or "")
+    if not m:
+        return  # the summary line does not quote the reply: nothing to compare
+    logged = re.sub(r"\\(.)", r"\1", m.group(1))
+    heard = "%d %s %s" % (res.final.code, res.final.enhanced, res.final.text)
+    if heard != logged:
+        fail("client heard %r, milter logged reply %r" % (heard, logged),
+             res=res, env=env)
+
+
+def test_spf_fail_is_delivered_with_spf_fail_when_reject_fail_is_no(env):
+    env.use_milter(reject_fail="no")
+    res = env.send("mallory@fail.test", helo="mail.fail.test")
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    expect_one_authres(msg, spf_authres("fail", "mailfrom", "fail.test"), res, env)
+
+
+def test_spf_softfail_is_delivered_with_spf_softfail(env):
+    env.use_milter()
+    res = env.send("bob@softfail.test", helo="mail.softfail.test")
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    expect_one_authres(msg, spf_authres("softfail", "mailfrom", "softfail.test"),
+                       res, env)
+
+
+def test_dns_servfail_for_the_sender_domain_is_refused_with_451_4_4_3(env):
+    env.use_milter(on_error="tempfail")
+    res = env.send("carol@temperror.test", helo="mail.temperror.test")
+    expect_reply(res, 451, "4.4.3", env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+def test_dns_server_down_is_refused_with_451_4_4_3_when_on_error_is_tempfail(env):
+    env.use_milter(on_error="tempfail")
+    env.dns.stop()
+    try:
+        # a name no earlier test asked for: nothing cached in the milter
+        res = env.send("dave@dnsdown-tempfail.test", helo="mail.dnsdown.test")
+    finally:
+        env.dns.start()
+    expect_reply(res, 451, "4.4.3", env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+def test_dns_server_down_is_delivered_with_spf_temperror_when_on_error_is_accept(env):
+    env.use_milter(on_error="accept")
+    env.dns.stop()
+    try:
+        res = env.send("erin@dnsdown-accept.test", helo="mail.dnsdown.test")
+    finally:
+        env.dns.start()
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    expect_one_authres(msg, spf_authres("temperror", "mailfrom",
+                                        "dnsdown-accept.test"), res, env)
+
+
+def test_forged_authentication_results_for_our_id_are_removed_and_others_kept(env):
+    env.use_milter()
+    forged = ["Authentication-Results: mx.test.local; spf=pass "
+              "smtp.mailfrom=forged-one.example",
+              "Authentication-Results: (sneaky) MX.Test.Local; dkim=pass "
+              "header.d=forged-two.example",
+              "Authentication-Results: other.example; spf=fail "
+              "smtp.mailfrom=kept.example"]
+    res = env.send("alice@pass.test", helo="mail.pass.test", headers=forged)
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    authres = msg.header("Authentication-Results")
+    leaked = [v for v in authres if "forged-" in v]
+    kept = [v for v in authres if v.startswith("other.example;")]
+    if leaked:
+        fail("forged Authentication-Results reached the recipient: %r" % leaked,
+             res=res, env=env, extra="delivered copy:\n" + _indent(msg.text))
+    if len(kept) != 1 or "smtp.mailfrom=kept.example" not in kept[0]:
+        fail("Authentication-Results of other.example was not kept intact: %r"
+             % authres, res=res, env=env, extra="delivered copy:\n" + _indent(msg.text))
+    expect_one_authres(msg, spf_authres("pass", "mailfrom", "pass.test"), res, env)
+
+
+def test_null_sender_is_checked_on_the_helo_identity(env):
+    env.use_milter()
+    res = env.send("<>", helo="mx1.helo.test", client=HELO_CLIENT)
+    expect_accepted(res, env)
+    msg = env.delivered(res)
+    expect_one_authres(msg, spf_authres("pass", "helo", "mx1.helo.test"), res, env)
+
+
+def test_milter_logs_exactly_one_summary_line_per_message(env):
+    env.use_milter(reject_fail="yes")
+    log_before = len(env.milter.log().splitlines())
+    ok = env.send("alice@pass.test", helo="mail.pass.test")
+    expect_accepted(ok, env)
+    env.delivered(ok)
+    bad = env.send("mallory@fail.test", helo="mail.fail.test")
+    expect_reply(bad, 550, "5.7.23", env)
+    qid_bad = None
+    m = wait_for(lambda: re.search(r"postfix-test/\w+\[\d+\]: ([0-9A-F]+): "
+                                   r"milter-reject: .*\[%s\]" % re.escape(bad.client),
+                                   env.postfix.log()), 5)
+    if m:
+        qid_bad = m.group(1)
+    time.sleep(0.3)  # the milter may write its line after replying
+    new = env.milter.log().splitlines()[log_before:]
+    summaries = [l for l in new if re.search(r"\baction=\w+", l)]
+    for res, qid, spf, action in ((ok, ok.queue_id, "pass", "accept|add_header"),
+                                  (bad, qid_bad, "fail", "reject")):
+        mine = [l for l in summaries if res.client in l]
+        if len(mine) != 1:
+            fail("expected one summary line (with action=) for client %s, got %d"
+                 % (res.client, len(mine)), res=res, env=env,
+                 extra="new milter log lines:\n" + _indent("\n".join(new)))
+        line = mine[0]
+        missing = []
+        if qid and qid not in line:
+            missing.append("queue id %s" % qid)
+        if not re.search(r"\bspf=%s\b" % spf, line):
+            missing.append("spf=%s" % spf)
+        if not re.search(r"\baction=(?:%s)\b" % action, line):
+            missing.append("action=%s" % action)
+        if missing:
+            fail("summary line lacks %s: %r" % (", ".join(missing), line),
+                 res=res, env=env)
+    if len(summaries) != 2:
+        fail("expected 2 summary lines for 2 messages, got %d" % len(summaries),
+             env=env, extra="new milter log lines:\n" + _indent("\n".join(new)))
+
+
+def test_milter_exits_cleanly_within_10s_of_sigterm(env):
+    env.use_milter()
+    milter = env.milter
+    try:
+        milter.stop(timeout=10)
+    except MilterShutdownError as e:
+        fail(str(e))
+    finally:
+        env.milter = None
+        env.use_milter()
+    if milter.returncode != 0:
+        how = ("killed by signal %d instead of exiting" % -milter.returncode
+               if milter.returncode < 0 else "exit status %d" % milter.returncode)
+        fail("%s after SIGTERM (want exit status 0)" % how,
+             extra="milter log:\n" + _indent(milter.log(), 25))
+
+
+def test_postfix_answers_451_when_the_milter_is_down(env):
+    env.use_milter()
+    env.milter.stop()
+    try:
+        res = env.send("alice@pass.test", helo="mail.pass.test")
+    finally:
+        env.milter = None
+        env.use_milter()
+    expect_reply(res, 451, "4.7.1", env)
+    if "milter" not in "\n".join(l for l in env.postfix.log().splitlines()
+                                 if "[%s]" % res.client in l):
+        fail("Postfix did not log a milter failure for this client", res=res, env=env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+TESTS = [
+    test_spf_pass_is_delivered_with_authentication_results,
+    test_spf_pass_adds_received_spf_pass_when_received_spf_is_yes,
+    test_spf_pass_adds_no_received_spf_when_received_spf_is_no,
+    test_spf_fail_is_refused_with_550_5_7_23_and_not_delivered_when_reject_fail_is_yes,
+    test_refusal_text_reaches_the_client_as_the_milter_logged_it,
+    test_spf_fail_is_delivered_with_spf_fail_when_reject_fail_is_no,
+    test_spf_softfail_is_delivered_with_spf_softfail,
+    test_dns_servfail_for_the_sender_domain_is_refused_with_451_4_4_3,
+    test_dns_server_down_is_refused_with_451_4_4_3_when_on_error_is_tempfail,
+    test_dns_server_down_is_delivered_with_spf_temperror_when_on_error_is_accept,
+    test_forged_authentication_results_for_our_id_are_removed_and_others_kept,
+    test_null_sender_is_checked_on_the_helo_identity,
+    test_milter_logs_exactly_one_summary_line_per_message,
+    test_milter_exits_cleanly_within_10s_of_sigterm,
+    test_postfix_answers_451_when_the_milter_is_down,
+]
+
+
+# ---------------------------------------------------------------- runner
+
+def report_failure(name, reason):
+    first, _, rest = str(reason).partition("\n")
+    print("not ok - %s: %s" % (name, first))
+    for line in rest.splitlines():
+        print("#   " + line)
+
+
+def _exit_on_signal(signum, frame):
+    # turn SIGTERM/SIGHUP into SystemExit so that finally: and atexit stop
+    # every daemon this run started
+    raise SystemExit(128 + signum)
+
+
+def main(argv):
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    keep = "--keep" in argv
+    pattern = None
+    if "-k" in argv:
+        pattern = argv[argv.index("-k") + 1]
+    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
+    started = time.monotonic()
+    passed = failed = 0
+    env = Env(keep=keep)
+    try:
+        try:
+            env.start()
+        except Exception as e:
+            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
+            print("# work directory: %s" % env.workdir)
+            print("0 passed, %d failed" % (len(tests) or 1))
+            return 1
+        for test in tests:
+            env.sink.clear()
+            try:
+                test(env)
+            except AssertionError as e:
+                failed += 1
+                report_failure(test.__name__, e)
+            except (KeyboardInterrupt, SystemExit) as e:
+                failed += 1
+                report_failure(test.__name__, "interrupted (%s)" % (
+                    "signal %d" % (e.code - 128) if isinstance(e, SystemExit)
+                    and isinstance(e.code, int) else type(e).__name__))
+                break
+            except Exception as e:
+                failed += 1
+                report_failure(test.__name__, "%s: %s\n%s" % (
+                    type(e).__name__, e, traceback.format_exc()))
+            else:
+                passed += 1
+                print("ok - %s" % test.__name__)
+            sys.stdout.flush()
+    finally:
+        errors = env.stop()
+        for e in errors:
+            print("# stopping %s" % e)
+        if env.workdir:
+            if failed or keep or errors:
+                print("# work directory kept: %s" % env.workdir)
+            else:
+                shutil.rmtree(env.workdir, ignore_errors=True)
+    print("# %.1fs" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
