@@ -63,9 +63,10 @@ $(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/libmxguard.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmxguard.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmxguard.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $^ \
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libmxguard.a \
 		$(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
 # Installs what is missing; as root on Debian. Does nothing when all is there.
@@ -81,7 +82,7 @@ deps:
 	fi
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
 integration: $(BINS)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)

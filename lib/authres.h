@@ -8,10 +8,14 @@
  *	no check reported anything. Entries are joined by ";" + fold (for
  *	example " " or "\n\t"). Comments are stripped of characters that
  *	would break the header (parentheses, backslashes, control bytes).
+ *	An entry's props are "name=value" lines (see verdict_add_authres);
+ *	a value that is not a plain token or domain is written as a
+ *	quoted-string, so client data can never add a resinfo of its own.
  *	Caller frees.
  * authres_claims_id(value, len, authserv_id)
  *	True when an Authentication-Results header value names authserv_id
- *	(case-insensitive, after leading white space and comments), so that
+ *	(case-insensitive, after leading white space and comments, bare or
+ *	as a quoted-string), so that
  *	the milter removes it before adding its own (RFC 8601 section 5).
  *	Any byte string is safe input.
  */

@@ -212,10 +212,10 @@ struct parse_state {
 	FILE *fp;
 	int line;
 	bool continuation;	/* the line just read started with white space */
-	bool line_too_long;
 	char last_section[64];
 	char last_key[64];
 	char *error;		/* first error, "path:line: ..." */
+	int error_line;
 };
 
 static int
@@ -227,7 +227,12 @@ parse_error(struct parse_state *st, const char *fmt, const char *a,
 	if (st->error != NULL)
 		return 0;
 	snprintf(msg, sizeof(msg), fmt, a, b);
+	/* Text from the file may be anything: keep the message printable. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
+			*p = '?';
 	st->error = mxg_malloc(MXG_ERRLEN);
+	st->error_line = st->line;
 	snprintf(st->error, MXG_ERRLEN, "%s:%d: %s", st->path, st->line, msg);
 	return 0;
 }
@@ -355,7 +360,6 @@ handle_key(void *user, const char *section, const char *name,
 {
 	struct parse_state *st = user;
 	char value[CONFIG_LINE_MAX * 4];
-	char joined[CONFIG_LINE_MAX * 8];
 
 	if (st->error != NULL)
 		return 0;
@@ -376,8 +380,12 @@ handle_key(void *user, const char *section, const char *name,
 			return parse_error(st, "%s: a continued line is only "
 			    "allowed for text values%s", name, "");
 		char *prev = *(char **)((char *)st->cfg + key->offset);
-		snprintf(joined, sizeof(joined), "%s %s", prev ? prev : "", value);
-		return set_value(st, key, joined);
+		size_t joined_len = (prev ? strlen(prev) : 0) + strlen(value) + 2;
+		char *joined = mxg_malloc(joined_len);
+		snprintf(joined, joined_len, "%s %s", prev ? prev : "", value);
+		int ok = set_value(st, key, joined);
+		free(joined);
+		return ok;
 	}
 	snprintf(st->last_section, sizeof(st->last_section), "%s", section);
 	snprintf(st->last_key, sizeof(st->last_key), "%s", name);
@@ -404,29 +412,72 @@ handle_key(void *user, const char *section, const char *name,
 
 /* inih's line reader, wrapped to count lines, spot continuation lines and
  * refuse lines that would not fit inih's buffer. */
+/* True when name is a section some key (or [scores]) belongs to. */
+static bool
+section_is_known(const char *name, size_t len)
+{
+	if (len == 6 && strncmp(name, "scores", 6) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++)
+		if (strlen(config_keys[i].section) == len &&
+		    strncmp(config_keys[i].section, name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * inih's line reader, done by hand rather than with fgets so that it can
+ * count lines, see NUL bytes (fgets cannot tell them from the end),
+ * refuse lines that would not fit inih's buffer, spot continuation
+ * lines, and check section names even for a section with no keys.
+ */
 static char *
 read_line(char *str, int num, void *stream)
 {
 	struct parse_state *st = stream;
+	size_t len = 0, content = 0;
+	bool nul = false;
+	int c;
 
-	if (fgets(str, num, st->fp) == NULL)
+	/* A line may hold num - 2 characters before its newline. */
+	while ((c = getc(st->fp)) != EOF) {
+		if (c == '\0')
+			nul = true;
+		if (c != '\n')
+			content++;
+		if (len + 1 < (size_t)num)
+			str[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	if (len == 0 && c == EOF)
 		return NULL;
+	str[len] = '\0';
 	st->line++;
-	size_t len = strlen(str);
-	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->fp)) {
-		int c;
-
-		st->line_too_long = true;
+	if (content > (size_t)num - 2) {
 		parse_error(st, "line longer than %s characters%s", "198", "");
-		while ((c = fgetc(st->fp)) != EOF && c != '\n')
-			;
 		str[0] = '\0';
 		return str;
 	}
-	if (memchr(str, '\0', len) != NULL || strlen(str) != len)
+	if (nul) {
 		parse_error(st, "NUL byte in line%s%s", "", "");
+		str[0] = '\0';
+		return str;
+	}
 	st->continuation = (str[0] == ' ' || str[0] == '\t') &&
 	    str[strspn(str, " \t\r\n")] != '\0';
+
+	const char *p = str + strspn(str, " \t");
+	if (*p == '[') {
+		const char *close = strchr(p, ']');
+		if (close != NULL && !section_is_known(p + 1,
+		    (size_t)(close - p - 1))) {
+			char name[64];
+			snprintf(name, sizeof(name), "%.*s",
+			    (int)(close - p - 1), p + 1);
+			parse_error(st, "unknown section [%s]%s", name, "");
+		}
+	}
 	return str;
 }
 
@@ -450,8 +501,21 @@ config_load(const char *path, struct config **out, char *err)
 	st.cfg = cfg;
 
 	rc = ini_parse_stream(read_line, &st, handle_key, &st);
+	if (ferror(st.fp)) {
+		int read_errno = errno;
+
+		fclose(st.fp);
+		free(st.error);
+		config_free(cfg);
+		return mxg_fail(err, MXG_EIO, "%s: cannot read: %s", path,
+		    strerror(read_errno));
+	}
 	fclose(st.fp);
-	if (st.error == NULL && rc > 0) {
+	/* inih reports its first syntax error only at the end; ours come as
+	 * lines are read. Whichever line is earlier is the one to fix. */
+	if (rc > 0 && (st.error == NULL || rc < st.error_line)) {
+		free(st.error);
+		st.error = NULL;
 		st.line = rc;
 		parse_error(&st, "syntax error: not [section], key = value or "
 		    "a comment%s%s", "", "");

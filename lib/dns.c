@@ -94,6 +94,19 @@ configure_servers(struct ub_ctx *ctx, const char *list, char *err)
 
 	for (char *tok = strtok_r(copy, " ,\t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ,\t", &save)) {
+		char *at = strchr(tok, '@');
+		if (at != NULL) {
+			char *end;
+			long port = strtol(at + 1, &end, 10);
+
+			if (end == at + 1 || *end != '\0' || port < 1 ||
+			    port > 65535) {
+				mxg_fail(err, MXG_EINVAL, "dns: nameserver '%s': "
+				    "port must be 1-65535", tok);
+				free(copy);
+				return MXG_EINVAL;
+			}
+		}
 		if ((rc = ub_ctx_set_fwd(ctx, tok)) != 0) {
 			mxg_fail(err, MXG_EINVAL, "dns: nameserver '%s': %s", tok,
 			    ub_strerror(rc));

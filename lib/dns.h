@@ -14,7 +14,8 @@
  * has them all in flight at once.
  *
  * dns_resolver_new(cfg, &res, err)
- *	Starts the resolver and its dispatch thread. 0 or MXG_ELIB with err.
+ *	Starts the resolver and its dispatch thread. 0, MXG_EINVAL for a
+ *	bad nameserver ("HOST[@PORT]", port 1-65535) or MXG_ELIB, with err.
  *	Caller frees with dns_resolver_free (waits for the thread; NULL is a
  *	no-op). Thread-safe: any thread may query at any time.
  * dns_query_start(res, name, rrtype)
@@ -71,7 +72,9 @@ enum dns_status dns_lookup(struct dns_resolver *res, const char *name,
 const char *dns_status_name(enum dns_status status);
 
 /* Decodes an uncompressed wire-format name at data (len bytes) into
- * dotted text without the final dot. 0, or -1 for a malformed name. */
+ * dotted text without the final dot (the root is "."). 0, or -1 for a
+ * malformed name or when out (outlen bytes) is too small: it needs the
+ * text's length plus 4 bytes, room for one escaped byte "\DDD". */
 int dns_name_to_text(const unsigned char *data, size_t len, char *out,
     size_t outlen);
 

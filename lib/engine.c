@@ -202,6 +202,24 @@ engine_body(struct engine *engine, struct scan *scan, const char *chunk,
 			    len);
 }
 
+/* key="value"; with the value from the client made a safe quoted-string. */
+static void
+append_quoted(struct strbuf *sb, const char *key, const char *value)
+{
+	strbuf_puts(sb, key);
+	strbuf_putc(sb, '"');
+	for (const char *p = value; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 32 || c > 126)
+			continue;
+		if (c == '"' || c == '\\')
+			strbuf_putc(sb, '\\');
+		strbuf_putc(sb, (char)c);
+	}
+	strbuf_puts(sb, "\";");
+}
+
 static void
 add_received_spf(struct scan *scan)
 {
@@ -220,9 +238,9 @@ add_received_spf(struct scan *scan)
 	if (msg->client_addr != NULL)
 		strbuf_printf(&sb, " client-ip=%s;", msg->client_addr);
 	if (msg->mail_from != NULL)
-		strbuf_printf(&sb, " envelope-from=\"%s\";", msg->mail_from);
+		append_quoted(&sb, " envelope-from=", msg->mail_from);
 	if (msg->helo != NULL)
-		strbuf_printf(&sb, " helo=\"%s\";", msg->helo);
+		append_quoted(&sb, " helo=", msg->helo);
 	strbuf_printf(&sb, " receiver=%s; identity=%s;", scan->authserv_id,
 	    r->identity);
 	verdict_add_header(scan->verdict, "Received-SPF", sb.data);

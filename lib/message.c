@@ -81,16 +81,20 @@ message_set_client(struct message *msg, const char *addr, const char *name)
 		const char *a = addr;
 		size_t len;
 
-		if (strncasecmp(a, "IPv6:", 5) == 0)
-			a += 5;
 		len = strlen(a);
 		if (len >= sizeof(buf))
 			return -1;
-		memcpy(buf, a, len + 1);
-		if (buf[0] == '[' && len > 2 && buf[len - 1] == ']') {
-			memmove(buf, buf + 1, len - 2);
-			buf[len - 2] = '\0';
+		/* "[IPv6:2001:db8::1]" (RFC 5321 4.1.3): brackets, then tag. */
+		if (a[0] == '[' && len > 2 && a[len - 1] == ']') {
+			a++;
+			len -= 2;
 		}
+		if (len >= 5 && strncasecmp(a, "IPv6:", 5) == 0) {
+			a += 5;
+			len -= 5;
+		}
+		memcpy(buf, a, len);
+		buf[len] = '\0';
 		if (inet_pton(AF_INET, buf, &ip4) == 1)
 			family = AF_INET;
 		else if (inet_pton(AF_INET6, buf, &ip6) == 1)

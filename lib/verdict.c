@@ -83,7 +83,9 @@ verdict_force(struct verdict *v, enum verdict_action action,
 {
 	struct strbuf text = STRBUF_INIT;
 	va_list ap;
-	char buf[1024];
+	/* An SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5);
+	 * with code and enhanced code in front, 400 of text is plenty. */
+	char buf[400];
 
 	if (v->forced)
 		return;
@@ -141,6 +143,11 @@ set_reply(struct verdict *v, const char *code, const char *enhanced,
 	free(v->reply_code);
 	free(v->reply_enhanced);
 	free(v->reply_text);
+	if (code == NULL) {
+		v->reply = v->reply_code = v->reply_enhanced = NULL;
+		v->reply_text = NULL;
+		return;
+	}
 	snprintf(line, sizeof(line), "%s %s %s", code, enhanced, text);
 	v->reply = mxg_strdup(line);
 	v->reply_code = mxg_strdup(code);
@@ -156,6 +163,7 @@ verdict_decide(struct verdict *v, const struct config *cfg)
 	for (size_t i = 0; i < v->nsymbols; i++)
 		score += v->symbols[i].score;
 	v->score = score;
+	set_reply(v, NULL, NULL, NULL);
 
 	if (v->forced) {
 		v->action = v->forced_action;

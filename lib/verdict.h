@@ -18,10 +18,13 @@
  *	and may be NULL.
  * verdict_force(v, action, enhanced, fmt, ...)
  *	action is VERDICT_TEMPFAIL or VERDICT_REJECT; enhanced like "5.7.23".
- *	Ignored when an outcome is already forced.
+ *	Ignored when an outcome is already forced. The text is cut at 399
+ *	bytes and made printable ASCII.
  * verdict_add_authres(v, method, result, reason, props)
  *	One RFC 8601 resinfo: method "spf", result "pass", optional reason
- *	(a comment) and props ("smtp.mailfrom=example.org"). Copied.
+ *	(a comment) and props: "name=value" lines, one property a line
+ *	("smtp.mailfrom=example.org" or "header.d=a\nheader.s=b"); values
+ *	may hold anything, authres_format quotes them. Copied.
  * verdict_add_header(v, name, value)    a header to prepend at the end
  * verdict_decide(v, actions)            fills action, score, reply
  *

@@ -60,16 +60,25 @@ def main() -> int:
                                        "--binary",
                                        os.path.join(args.build, "mxguard"),
                                        "--strict"]))
-    total_p = total_f = 0
+    total_p = total_f = known = 0
     results = []
     for name, argv in suites:
         p, f, ok = run(name, argv)
         total_p += p
-        total_f += f
+        if name == "spf-conformance" and ok:
+            # --strict passed: every failing scenario is a documented
+            # libspf2 limitation, listed with its reason above. They are
+            # shown, not counted as failures of mxguard's tests.
+            known += f
+        else:
+            total_f += f
         results.append((name, p, f, ok))
     print("==== summary")
     for name, p, f, ok in results:
         print(f"  {name:28s} {p:4d} passed {f:4d} failed{'' if ok else '  <- FAILED'}")
+    if known:
+        print(f"  ({known} RFC 7208 scenarios fail for documented libspf2 "
+              f"limitations; each is listed above with its reason)")
     print(f"{total_p} passed, {total_f} failed")
     return 0 if all(ok for *_, ok in results) else 1
 

@@ -203,7 +203,7 @@ def test_unknown_option_is_a_usage_error():
 def test_config_errors_name_file_and_line():
     rows = [
         ("unknown key", "[spf]\nenabled = yes\nrejectfail = yes\n", ":3:", "unknown key 'rejectfail'"),
-        ("unknown section", "[nosuch]\nx = 1\n", ":2:", "unknown section"),
+        ("unknown section", "[nosuch]\nx = 1\n", ":1:", "unknown section [nosuch]"),
         ("bad bool", "[spf]\n\n\nreject_fail = maybe\n", ":4:", "not yes or no"),
         ("bad duration", "[dns]\ntimeout = soon\n", ":2:", "not a duration"),
         ("bad socket", "[milter]\nsocket = tcp:25@localhost\n", ":2:", "socket"),
