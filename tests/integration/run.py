@@ -18,6 +18,7 @@ USAGE
     Exit status 1 when a test failed or the environment did not start.
 
     -k SUBSTRING   run only the tests whose name contains SUBSTRING
+    --build DIR    use DIR/mxguard-milter (default build; make asan: build-asan)
     --keep         keep the work directory (it is kept anyway after a failure)
 
 ENVIRONMENT
@@ -37,6 +38,13 @@ sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+
+# --build DIR picks the build whose milter runs (make asan passes
+# build-asan); it must be known before the harness is imported.
+if "--build" in sys.argv:
+    _build = sys.argv[sys.argv.index("--build") + 1]
+    os.environ["MXGUARD_MILTER"] = os.path.join(
+        HERE, "..", "..", _build, "mxguard-milter")
 
 from mta import (Milter, MilterShutdownError, Postfix, Redis, SmtpSink,  # noqa: E402
                  free_port, swaks, wait_for)
@@ -495,6 +503,21 @@ def report_failure(name, reason):
         print("#   " + line)
 
 
+def sanitizer_reports(workdir):
+    """Lines of AddressSanitizer/UBSan/LeakSanitizer reports in milter logs."""
+    found = []
+    for root, _, files in os.walk(workdir):
+        for name in files:
+            if not (name.startswith("milter") and name.endswith(".log")):
+                continue
+            with open(os.path.join(root, name), errors="replace") as f:
+                for line in f:
+                    if ("Sanitizer" in line and "ERROR" in line) or \
+                            "runtime error:" in line or "SUMMARY:" in line:
+                        found.append("%s: %s" % (name, line.rstrip()))
+    return found[:40]
+
+
 def _exit_on_signal(signum, frame):
     # turn SIGTERM/SIGHUP into SystemExit so that finally: and atexit stop
     # every daemon this run started
@@ -545,6 +568,17 @@ def main(argv):
         errors = env.stop()
         for e in errors:
             print("# stopping %s" % e)
+        # Sanitizer builds report at the moment of the error or, for
+        # leaks, at exit: read every milter log once all have stopped.
+        if env.workdir and tests:
+            reports = sanitizer_reports(env.workdir)
+            if reports:
+                failed += 1
+                report_failure("milter_logs_have_no_sanitizer_reports",
+                               "\n".join(reports))
+            else:
+                passed += 1
+                print("ok - milter_logs_have_no_sanitizer_reports")
         if env.workdir:
             if failed or keep or errors:
                 print("# work directory kept: %s" % env.workdir)
