@@ -47,6 +47,14 @@ struct spf_dns_layer {
 	bool tempfail;
 	bool malformed;		/* an SPF record with bytes RFC 7208 forbids */
 	bool mx_over_limit;	/* an "mx" with more than 10 MX records */
+	bool unsafe_macro;	/* a record replaced by UNSAFE_MACRO_STUB */
+	int spf_records;	/* TXT answers holding an SPF record */
+	int dns_terms;		/* a, mx, ptr, exists, include, redirect */
+	bool too_many_terms;	/* more than SPF_MAX_DNS_MECH of them */
+	/* Host names from the latest MX or PTR answer: their address
+	 * lookups belong to that mx or ptr term, not to a term of their own. */
+	char follow_names[SPF_MAX_DNS_MX][256];
+	int nfollow;
 	long long deadline_ms;	/* one budget for the whole evaluation */
 };
 
@@ -119,6 +127,167 @@ txt_prepare(struct spf_dns_layer *layer, char *txt, size_t len)
 	}
 }
 
+/*
+ * CVE-2023-42118 (fixed upstream by d14abff, 2023; not in Debian 12's
+ * libspf2 1.2.10-7.2, whose CVE-2021-20314 fix introduced it).
+ * SPF_c_parse_macro() (spf_compile.c) compiles a macro string into at
+ * most 511 bytes (SPF_MAX_MECH_LEN, SPF_MAX_MOD_LEN): a literal run takes
+ * a 4-byte header plus its bytes rounded up to 4, a %{..} takes 4. After
+ * each %{..} it computes the room for the next literal as
+ * 511 - used - 4 in a size_t: a %{..} that ends at 508 bytes wraps it,
+ * and the literal text that follows is copied, unbounded, past a stack
+ * buffer (SPF_record_compile_macro's ~515 bytes for an explanation,
+ * SPF_c_mech_add's or SPF_c_mod_add's 4 KiB for a record): a remote crash
+ * ("stack smashing detected"), with text the sender's domain chose.
+ *
+ * Walks src[0..len) the way libspf2 does, starting with `used` bytes
+ * already taken (4 after a CIDR length), and says whether that state is
+ * reached. It stops, as libspf2 does, at an error libspf2 reports before
+ * anything is written out of bounds; where the outcome depends on what
+ * libspf2 would do next (an unterminated or unknown variable at the end)
+ * it assumes the worst.
+ */
+static bool
+macro_underflows(const char *src, size_t len, size_t used)
+{
+	const size_t avail = 511, hdr = 4;  /* SPF_MAX_*_LEN, SPF_data_t */
+	size_t ds_len = 0, ds_avail = avail - used - hdr, i = 0;
+
+	while (i < len) {
+		size_t run = 0;
+
+		/* A literal ends at a '%' or a space (read as a '%'). */
+		while (i + run < len && src[i + run] != '%' &&
+		    src[i + run] != ' ')
+			run++;
+		if (ds_len + run > ds_avail)
+			return false;		/* refused: too long */
+		ds_len += run;
+		i += run;
+		if (i >= len)
+			break;
+		i++;
+		switch (i < len ? src[i] : '\0') {
+		case '%':
+		case '_':
+			if (ds_len + 1 > ds_avail)
+				return false;
+			ds_len++;
+			i++;
+			break;
+		case '-':
+			if (ds_len + 3 > ds_avail)
+				return false;
+			ds_len += 3;
+			i++;
+			break;
+		case '{':
+			if (ds_len > 0) {	/* the literal so far is closed */
+				size_t n = (hdr + ds_len + 3) & ~(size_t)3;
+
+				if (ds_len > 255 || used + n > avail)
+					return false;
+				used += n;
+				ds_len = 0;
+			}
+			while (i < len && src[i] != '}' && src[i] != ' ')
+				i++;
+			if (i < len && src[i] == ' ')
+				return false;	/* unterminated variable */
+			if (i < len)
+				i++;
+			if (used + hdr > avail)
+				return false;
+			used += hdr;
+			if (avail - used < hdr)
+				return true;	/* ds_avail would wrap */
+			ds_avail = avail - used - hdr;
+			break;
+		default:	/* kept as a literal '%' */
+			if (ds_len + 1 > ds_avail)
+				return false;
+			ds_len++;
+			break;
+		}
+	}
+	return false;
+}
+
+/* Whether a term of SPF record txt (libspf2 splits them at spaces) has a
+ * value, after "name:" or "name=", that reaches the underflow; for "a"
+ * and "mx" whose value ends in a CIDR length, also with the 4 bytes
+ * libspf2 compiles that into first. */
+static bool
+record_macro_underflows(const char *txt)
+{
+	for (const char *p = txt; *p != '\0';) {
+		size_t n, name;
+
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		name = strspn(p, "+-~?");
+		for (size_t i = name; i < n; i++) {
+			const char *v = p + i + 1;
+			size_t vlen = n - i - 1, d = 0;
+			bool cidr;
+
+			if (p[i] != ':' && p[i] != '=')
+				continue;
+			while (d < vlen && isdigit((unsigned char)v[vlen - 1 - d]))
+				d++;
+			cidr = p[i] == ':' && d > 0 && d < vlen &&
+			    v[vlen - 1 - d] == '/' &&
+			    ((i - name == 1 && strncasecmp(p + name, "a", 1) == 0) ||
+			    (i - name == 2 && strncasecmp(p + name, "mx", 2) == 0));
+			if (macro_underflows(v, vlen, 0) ||
+			    (cidr && macro_underflows(v, vlen, 4)))
+				return true;
+			break;
+		}
+		p += n;
+	}
+	return false;
+}
+
+/*
+ * Refuses what libspf2 would compile into the overflow above. libspf2
+ * compiles each SPF record term by term, and the first TXT answer of an
+ * exp= lookup as a whole (SPF_request_get_exp); a layer cannot tell the
+ * two lookups apart, so every answer is checked both ways, as handed
+ * over (after txt_prepare). No legitimate record comes near: a domain-spec
+ * names at most 253 octets (RFC 7208 7.3) and libspf2 itself refuses one
+ * that takes more than 511 bytes; this only adds the 508..511 window
+ * where it overflows.
+ * - An SPF record is replaced by UNSAFE_MACRO_STUB: as a record libspf2
+ *   cannot parse it, permerror (RFC 7208 4.6: a record that cannot be
+ *   compiled); as an explanation it cannot compile it either and gives
+ *   its default one (RFC 7208 6.2: the result stands).
+ * - Any other TXT answer can only serve as an explanation: it is left
+ *   out (returns true), with the same effect.
+ */
+#define UNSAFE_MACRO_STUB "v=spf1 {z}mxguard-refused-unsafe-macro"
+
+static bool
+txt_refuse_unsafe_macros(struct spf_dns_layer *layer, char *txt)
+{
+	bool as_exp = macro_underflows(txt, strlen(txt), 0);
+
+	if (!txt_is_spf_record(txt)) {
+		if (as_exp)
+			log_msg(NULL, LOG_LEVEL_NOTICE, "spf: TXT answer left "
+			    "out: libspf2 cannot compile it safely as an "
+			    "explanation (CVE-2023-42118)");
+		return as_exp;
+	}
+	if (as_exp || record_macro_underflows(txt)) {
+		layer->unsafe_macro = true;
+		/* shorter than any text that can reach the overflow */
+		strcpy(txt, UNSAFE_MACRO_STUB);
+	}
+	return false;
+}
+
 static SPF_dns_rr_t *
 layer_answer(struct spf_dns_layer *layer, SPF_dns_server_t *server,
     const char *domain, ns_type type, const struct dns_answer *answer)
@@ -165,6 +334,8 @@ layer_answer(struct spf_dns_layer *layer, SPF_dns_server_t *server,
 				continue;
 			txt_prepare(layer, rr->rr[cnt]->txt,
 			    txt_join(d, len, rr->rr[cnt]->txt));
+			if (txt_refuse_unsafe_macros(layer, rr->rr[cnt]->txt))
+				continue;
 			cnt++;
 			break;
 		default:
@@ -192,6 +363,50 @@ count_void_lookup(struct spf_dns_layer *layer, ns_type type)
 		layer->void_exceeded = true;
 }
 
+/*
+ * RFC 7208 4.6.4: at most 10 terms that cause DNS lookups (a, mx, ptr,
+ * exists, include, redirect) in the whole evaluation, includes included.
+ * libspf2 counts per record, afresh in each include, and checks only
+ * before the next mechanism, so an include tree costs thousands of
+ * lookups and an 11th term at the end passes. The layer counts instead:
+ * an MX or PTR query is an mx or ptr term; an address query is an a or
+ * exists term unless it is for a host the latest MX or PTR answer named.
+ */
+static bool
+same_name(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static bool
+lookup_is_term(const struct spf_dns_layer *layer, const char *domain,
+    ns_type type)
+{
+	if (type == ns_t_mx || type == ns_t_ptr)
+		return true;
+	for (int i = 0; i < layer->nfollow; i++)
+		if (same_name(layer->follow_names[i], domain))
+			return false;
+	return true;
+}
+
+static void
+remember_follow_names(struct spf_dns_layer *layer, const SPF_dns_rr_t *rr,
+    ns_type type)
+{
+	layer->nfollow = 0;
+	for (int i = 0; i < rr->num_rr && layer->nfollow < SPF_MAX_DNS_MX; i++)
+		snprintf(layer->follow_names[layer->nfollow++],
+		    sizeof(layer->follow_names[0]), "%s",
+		    type == ns_t_mx ? rr->rr[i]->mx : rr->rr[i]->ptr);
+}
+
 static SPF_dns_rr_t *
 layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
     int should_cache)
@@ -211,6 +426,12 @@ layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 	if (layer->void_exceeded)
 		/* The result is permerror already: end the evaluation. */
 		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+	if (type != ns_t_txt && lookup_is_term(layer, domain, type) &&
+	    ++layer->dns_terms > SPF_MAX_DNS_MECH) {
+		layer->too_many_terms = true;
+		layer->void_exceeded = true;	/* stop evaluating */
+		return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+	}
 
 	/* Each query gets the configured timeout, within what is left of
 	 * the evaluation's budget. */
@@ -233,6 +454,20 @@ layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type type,
 		rr = layer_answer(layer, server, domain, type, answer);
 		if (rr != NULL && rr->num_rr == 0)
 			count_void_lookup(layer, type);
+		/* Every SPF record after the first was fetched for an include
+		 * or a redirect: a term (an exp= answer is not a record). */
+		for (int i = 0; type == ns_t_txt && rr != NULL &&
+		    i < rr->num_rr; i++)
+			if (txt_is_spf_record(rr->rr[i]->txt)) {
+				if (++layer->spf_records > 1 &&
+				    ++layer->dns_terms > SPF_MAX_DNS_MECH) {
+					layer->too_many_terms = true;
+					layer->void_exceeded = true;
+				}
+				break;
+			}
+		if ((type == ns_t_mx || type == ns_t_ptr) && rr != NULL)
+			remember_follow_names(layer, rr, type);
 		break;
 	case DNS_NXDOMAIN:
 	case DNS_NODATA:
@@ -439,6 +674,11 @@ spf_check_identity(const struct check_env *env, const struct message *msg,
 		set_comment(result, "an SPF record in the evaluation of %s is "
 		    "not 7-bit printable ASCII (RFC 7208 3.1)",
 		    result->domain ? result->domain : "?");
+	} else if (layer.too_many_terms) {
+		result->code = SPF_RES_PERMERROR;
+		set_comment(result, "the evaluation of %s needs more than 10 "
+		    "DNS-querying terms (RFC 7208 4.6.4)",
+		    result->domain ? result->domain : "?");
 	} else if (layer.void_exceeded) {
 		char buf[64];
 
@@ -466,6 +706,11 @@ spf_check_identity(const struct check_env *env, const struct message *msg,
 		if (result->code == SPF_RES_FAIL && exp != NULL)
 			result->explanation = mxg_strdup(exp);
 	}
+	if (layer.unsafe_macro && result->code == SPF_RES_PERMERROR)
+		set_comment(result, "an SPF record in the evaluation of %s has "
+		    "a macro string libspf2 cannot compile safely "
+		    "(CVE-2023-42118; RFC 7208 4.6)",
+		    result->domain ? result->domain : "?");
 	SPF_response_free(response);
 	SPF_request_free(request);
 	SPF_server_free(server);

@@ -60,6 +60,9 @@ def main() -> int:
                                        "--binary",
                                        os.path.join(args.build, "mxguard"),
                                        "--strict"]))
+    suites.append(("spf-crafted", [PY, "tests/conformance/spf_crafted.py",
+                                   "--binary",
+                                   os.path.join(args.build, "mxguard")]))
     total_p = total_f = known = 0
     results = []
     for name, argv in suites:

@@ -334,6 +334,20 @@ def _cases() -> list[Case]:
         "9 a: + redirect= = 10; the target's -all fails",
         hosts + [("d10r.test", "TXT", "v=spf1 %s redirect=r.d10r.test" % a_terms(0, 9)),
                  ("r.d10r.test", "TXT", "v=spf1 -all")])
+    inc = [("i%d.inc.test" % i, "TXT", "v=spf1 ip4:198.51.100.%d -all" % (i + 1))
+           for i in range(12)]
+    add("dns-10-includes", "joe@inc10.test", "fail",
+        "10 include terms, none matching: within the limit; -all fails",
+        inc + [("inc10.test", "TXT", "v=spf1 %s -all" % " ".join(
+            "include:i%d.inc.test" % i for i in range(10)))])
+    add("dns-9-includes-and-redirect", "joe@inc9r.test", "fail",
+        "9 includes + redirect = 10 terms; the redirect target's -all fails",
+        inc + [("inc9r.test", "TXT", "v=spf1 %s redirect=i11.inc.test" % " ".join(
+            "include:i%d.inc.test" % i for i in range(9)))])
+    add("dns-11-includes", "joe@inc11.test", "permerror",
+        "11 include terms: over the limit (RFC 7208 4.6.4)",
+        inc + [("inc11.test", "TXT", "v=spf1 %s -all" % " ".join(
+            "include:i%d.inc.test" % i for i in range(11)))])
     # A tree of includes: 9 + 81 + 729 record evaluations, each record within
     # libspf2's per-record limit.  RFC 7208 4.6.4: permerror at the 11th.
     tree = []

@@ -204,8 +204,6 @@ KNOWN_LIBSPF2_LIMITATIONS: dict[str, str] = {
     "ptr-limit": "libspf2 returns permerror when there are more than 10 PTR records and none of "
                  "the first 10 validates (RFC 7208 4.6.4: ignore the rest, never permerror); "
                  "libunbound shuffles the PTR records, so this passes or fails at random",
-    "include-over-limit": "libspf2 counts DNS-querying terms per record (each include: starts "
-                          "a fresh count), not per check, so the limit of 10 is never reached",
 }
 
 
