@@ -18,10 +18,11 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = build-essential pkg-config \
 	libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev \
 	libhiredis-dev libpcre2-dev libgmime-3.0-dev libunbound-dev \
-	libinih-dev libcmocka-dev publicsuffix \
-	postfix redis-server unbound swaks python3 python3-yaml
+	libinih-dev libcmocka-dev libpsl-dev publicsuffix \
+	postfix redis-server unbound swaks python3 python3-yaml \
+	python3-dkim python3-nacl opendkim opendkim-tools openssl
 
-PKGS    = milter inih
+PKGS    = milter inih opendkim libpsl gmime-3.0
 CC     ?= cc
 CFLAGS ?= -O2 -g
 WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -29,7 +30,7 @@ WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 CPPFLAGS += -D_GNU_SOURCE -DMXG_SYSCONFDIR='"$(sysconfdir)/mxguard"'
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LIB_LIBS    = $(PKG_LIBS) -lspf2 -lunbound -lpthread -lm
+LIB_LIBS    = $(PKG_LIBS) -lspf2 -lopendmarc -lunbound -lpthread -lm
 ALL_CFLAGS  = $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL  = $(LIB_LIBS) $(EXTRA_LDFLAGS)
 

@@ -123,7 +123,46 @@ print_json(const struct scan *scan)
 		strbuf_json_cstr(&sb, spf->comment);
 		strbuf_puts(&sb, "}");
 	}
-	strbuf_puts(&sb, ", \"dkim\": [], \"dmarc\": null, \"symbols\": [");
+	strbuf_puts(&sb, ", \"dkim\": [");
+	for (size_t i = 0; i < scan->dkim.count; i++) {
+		const struct dkim_signature_result *d = &scan->dkim.sigs[i];
+
+		strbuf_puts(&sb, i ? ", {\"result\": " : "{\"result\": ");
+		strbuf_json_cstr(&sb, dkim_result_name(d->code));
+		strbuf_puts(&sb, ", \"domain\": ");
+		strbuf_json_cstr(&sb, d->domain);
+		strbuf_puts(&sb, ", \"selector\": ");
+		strbuf_json_cstr(&sb, d->selector);
+		strbuf_puts(&sb, ", \"algorithm\": ");
+		strbuf_json_cstr(&sb, d->algorithm);
+		strbuf_puts(&sb, ", \"b\": ");
+		strbuf_json_cstr(&sb, d->b);
+		strbuf_puts(&sb, ", \"reason\": ");
+		strbuf_json_cstr(&sb, d->reason);
+		strbuf_putc(&sb, '}');
+	}
+	strbuf_puts(&sb, "], \"dmarc\": ");
+	const struct dmarc_result *dm = &scan->dmarc;
+	if (!dm->checked) {
+		strbuf_puts(&sb, "null");
+	} else {
+		strbuf_puts(&sb, "{\"result\": ");
+		strbuf_json_cstr(&sb, dmarc_result_name(dm->code));
+		strbuf_puts(&sb, ", \"policy\": ");
+		strbuf_json_cstr(&sb, dm->policy);
+		strbuf_puts(&sb, ", \"disposition\": ");
+		strbuf_json_cstr(&sb, dm->disposition ? dm->disposition : "none");
+		strbuf_puts(&sb, ", \"domain\": ");
+		strbuf_json_cstr(&sb, dm->domain);
+		strbuf_puts(&sb, ", \"policy_domain\": ");
+		strbuf_json_cstr(&sb, dm->policy_domain);
+		strbuf_puts(&sb, ", \"org_domain\": ");
+		strbuf_json_cstr(&sb, dm->org_domain);
+		strbuf_printf(&sb, ", \"aligned\": {\"spf\": %s, \"dkim\": %s}}",
+		    dm->spf_aligned ? "true" : "false",
+		    dm->dkim_aligned ? "true" : "false");
+	}
+	strbuf_puts(&sb, ", \"symbols\": [");
 	for (size_t i = 0; i < v->nsymbols; i++) {
 		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
 		strbuf_json_cstr(&sb, v->symbols[i].name);
@@ -136,6 +175,8 @@ print_json(const struct scan *scan)
 	strbuf_json_cstr(&sb, verdict_action_name(v->action));
 	strbuf_puts(&sb, ", \"reply\": ");
 	strbuf_json_cstr(&sb, v->reply);
+	strbuf_puts(&sb, ", \"quarantine\": ");
+	strbuf_json_cstr(&sb, v->quarantine);
 	strbuf_puts(&sb, ", \"headers\": [");
 	for (size_t i = 0; i < v->nheaders; i++) {
 		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
@@ -167,6 +208,20 @@ print_text(const struct scan *scan)
 		    scan->spf.identity, scan->spf.domain ? scan->spf.domain :
 		    "-", scan->spf.comment ? ": " : "",
 		    scan->spf.comment ? scan->spf.comment : "");
+	for (size_t i = 0; i < scan->dkim.count; i++)
+		printf("dkim: %s (d=%s s=%s %s)%s%s\n",
+		    dkim_result_name(scan->dkim.sigs[i].code),
+		    scan->dkim.sigs[i].domain, scan->dkim.sigs[i].selector,
+		    scan->dkim.sigs[i].algorithm,
+		    scan->dkim.sigs[i].reason ? ": " : "",
+		    scan->dkim.sigs[i].reason ? scan->dkim.sigs[i].reason : "");
+	if (scan->dmarc.checked)
+		printf("dmarc: %s (From %s, p=%s, disposition %s)\n",
+		    dmarc_result_name(scan->dmarc.code), scan->dmarc.domain,
+		    scan->dmarc.policy ? scan->dmarc.policy : "-",
+		    scan->dmarc.disposition ? scan->dmarc.disposition : "none");
+	if (v->quarantine != NULL)
+		printf("quarantine: %s\n", v->quarantine);
 	for (size_t i = 0; i < v->nsymbols; i++)
 		printf("symbol: %-16s %6.2f  %s\n", v->symbols[i].name,
 		    v->symbols[i].score, v->symbols[i].detail ?

@@ -20,6 +20,9 @@
  *                            optional: every body chunk as it streams,
  *                            even past [milter] body_scan_limit, for
  *                            checks that need every byte (DKIM hashes).
+ * release(data)             optional: frees the per-message data the
+ *                            check kept in *scan_check_data() (engine.h)
+ *                            when the message ends; data is never NULL.
  * free(state)                at engine end.
  * enabled(cfg)               the section's `enabled` key.
  */
@@ -66,6 +69,7 @@ struct check {
 	void (*run)(void *state, struct scan *scan);
 	void (*body)(void *state, struct scan *scan, const char *chunk,
 	    size_t len);
+	void (*release)(void *data);
 	void (*free)(void *state);
 };
 

@@ -115,6 +115,17 @@ config_defaults(struct config *cfg)
 	cfg->spf.reject_fail = false;
 	cfg->spf.received_spf = false;
 	cfg->spf.void_lookup_limit = 2;
+	cfg->dkim.enabled = true;
+	cfg->dkim.allow_sha1 = false;
+	cfg->dkim.min_key_bits = 1024;
+	cfg->dkim.max_signatures = 5;
+	cfg->dmarc.enabled = true;
+	cfg->dmarc.discovery = DMARC_DISCOVERY_TREEWALK;
+	cfg->dmarc.public_suffix_list =
+	    mxg_strdup("/usr/share/publicsuffix/public_suffix_list.dat");
+	cfg->dmarc.enforce = true;
+	cfg->dmarc.quarantine = DMARC_QUARANTINE_SCORE;
+	cfg->dmarc.multiple_from = DMARC_MULTIPLE_FROM_REJECT;
 	cfg->actions.add_header = 6.0;
 	cfg->actions.tempfail = CONFIG_THRESHOLD_OFF;
 	cfg->actions.reject = 15.0;
@@ -130,6 +141,9 @@ config_free(struct config *cfg)
 	free(cfg->milter.pidfile);
 	free(cfg->milter.authserv_id);
 	free(cfg->dns.nameserver);
+	free(cfg->dmarc.public_suffix_list);
+	free(cfg->dmarc.exempt_networks);
+	free(cfg->dmarc.exempt_domains);
 	for (size_t i = 0; i < cfg->nscores; i++)
 		free(cfg->scores[i].symbol);
 	free(cfg);
@@ -150,6 +164,7 @@ enum value_type {
 	VALUE_ON_ERROR,
 	VALUE_LOG_LEVEL,
 	VALUE_SOCKET,		/* char *, syntax-checked */
+	VALUE_CHOICE,		/* an enum (int): the index in choices */
 };
 
 struct key {
@@ -157,10 +172,17 @@ struct key {
 	const char *name;
 	enum value_type type;
 	size_t offset;
+	const char *const *choices;	/* VALUE_CHOICE: names, NULL-ended */
 };
 
 #define KEY(sec, name, type, field) \
-	{sec, name, type, offsetof(struct config, field)}
+	{sec, name, type, offsetof(struct config, field), NULL}
+#define CHOICE(sec, name, field, names) \
+	{sec, name, VALUE_CHOICE, offsetof(struct config, field), names}
+
+static const char *const discovery_names[] = {"treewalk", "psl", NULL};
+static const char *const quarantine_names[] = {"score", "hold", NULL};
+static const char *const multiple_from_names[] = {"reject", "score", NULL};
 
 static const struct key config_keys[] = {
 	KEY("milter", "socket", VALUE_SOCKET, milter.socket),
@@ -178,6 +200,19 @@ static const struct key config_keys[] = {
 	KEY("spf", "reject_fail", VALUE_BOOL, spf.reject_fail),
 	KEY("spf", "received_spf", VALUE_BOOL, spf.received_spf),
 	KEY("spf", "void_lookup_limit", VALUE_COUNT, spf.void_lookup_limit),
+	KEY("dkim", "enabled", VALUE_BOOL, dkim.enabled),
+	KEY("dkim", "allow_sha1", VALUE_BOOL, dkim.allow_sha1),
+	KEY("dkim", "min_key_bits", VALUE_COUNT, dkim.min_key_bits),
+	KEY("dkim", "max_signatures", VALUE_COUNT, dkim.max_signatures),
+	KEY("dmarc", "enabled", VALUE_BOOL, dmarc.enabled),
+	CHOICE("dmarc", "discovery", dmarc.discovery, discovery_names),
+	KEY("dmarc", "public_suffix_list", VALUE_STRING, dmarc.public_suffix_list),
+	KEY("dmarc", "enforce", VALUE_BOOL, dmarc.enforce),
+	CHOICE("dmarc", "quarantine", dmarc.quarantine, quarantine_names),
+	CHOICE("dmarc", "multiple_from", dmarc.multiple_from,
+	    multiple_from_names),
+	KEY("dmarc", "exempt_networks", VALUE_STRING, dmarc.exempt_networks),
+	KEY("dmarc", "exempt_domains", VALUE_STRING, dmarc.exempt_domains),
 	KEY("actions", "add_header", VALUE_THRESHOLD, actions.add_header),
 	KEY("actions", "tempfail", VALUE_THRESHOLD, actions.tempfail),
 	KEY("actions", "reject", VALUE_THRESHOLD, actions.reject),
@@ -327,6 +362,24 @@ set_value(struct parse_state *st, const struct key *key, const char *value)
 			return parse_error(st, "%s: '%s' is not tempfail or accept",
 			    key->name, value);
 		return 1;
+	case VALUE_CHOICE:
+		for (int i = 0; key->choices[i] != NULL; i++)
+			if (strcmp(value, key->choices[i]) == 0) {
+				*(int *)field = i;
+				return 1;
+			}
+		{
+			char names[128] = "";
+
+			for (int i = 0; key->choices[i] != NULL; i++)
+				snprintf(names + strlen(names), sizeof(names) -
+				    strlen(names), "%s%s", i ? " or " : "",
+				    key->choices[i]);
+			char what[200];
+			snprintf(what, sizeof(what), "'%.60s' is not %s", value,
+			    names);
+			return parse_error(st, "%s: %s", key->name, what);
+		}
 	case VALUE_LOG_LEVEL:
 		if (log_level_parse(value, (enum log_level *)field) < 0)
 			return parse_error(st, "%s: '%s' is not err, warning, "

@@ -41,6 +41,21 @@ enum on_error {
 	ON_ERROR_ACCEPT,	/* judge the message without that evidence */
 };
 
+enum dmarc_discovery {
+	DMARC_DISCOVERY_TREEWALK,	/* RFC 9989 DNS tree walk */
+	DMARC_DISCOVERY_PSL,		/* RFC 7489 with the public suffix list */
+};
+
+enum dmarc_quarantine {
+	DMARC_QUARANTINE_SCORE,		/* symbol DMARC_QUARANTINE and its score */
+	DMARC_QUARANTINE_HOLD,		/* the MTA's quarantine (Postfix: hold) */
+};
+
+enum dmarc_multiple_from {
+	DMARC_MULTIPLE_FROM_REJECT,	/* 550 5.7.1 */
+	DMARC_MULTIPLE_FROM_SCORE,
+};
+
 #define CONFIG_THRESHOLD_OFF (-1e300)
 #define CONFIG_MAX_SCORES 256
 
@@ -78,6 +93,24 @@ struct config {
 		bool received_spf;	/* add a Received-SPF header */
 		int void_lookup_limit;	/* RFC 7208 4.6.4: 2 */
 	} spf;
+
+	struct {
+		bool enabled;
+		bool allow_sha1;	/* rsa-sha1 can pass (RFC 8301 says not) */
+		int min_key_bits;	/* smaller RSA keys: result policy */
+		int max_signatures;	/* evaluated per message */
+	} dkim;
+
+	struct {
+		bool enabled;
+		enum dmarc_discovery discovery;
+		char *public_suffix_list;
+		bool enforce;		/* p=reject failure -> 550 5.7.1 */
+		enum dmarc_quarantine quarantine;
+		enum dmarc_multiple_from multiple_from;
+		char *exempt_networks;	/* CIDRs, space or comma separated */
+		char *exempt_domains;	/* From domains */
+	} dmarc;
 
 	struct {
 		double add_header;	/* CONFIG_THRESHOLD_OFF: never */

@@ -19,8 +19,8 @@ struct symbol_score {
 struct engine {
 	const struct config *cfg;
 	struct dns_resolver *dns;
-	const struct check *checks[16];
-	void *states[16];
+	const struct check *checks[ENGINE_MAX_CHECKS];
+	void *states[ENGINE_MAX_CHECKS];
 	size_t nchecks;
 	struct symbol_score *scores;
 	size_t nscores;
@@ -81,6 +81,10 @@ engine_new(const struct config *cfg, struct engine **out, char *err)
 
 		if (!check->enabled(cfg))
 			continue;
+		if (engine->nchecks == ENGINE_MAX_CHECKS) {
+			engine_free(engine);
+			return mxg_fail(err, MXG_ELIB, "engine: too many checks");
+		}
 		if (check->init != NULL &&
 		    (rc = check->init(&env, &engine->states[engine->nchecks],
 		    err)) != 0) {
@@ -125,11 +129,29 @@ scan_new(struct engine *engine, struct message *msg)
 	return scan;
 }
 
+void **
+scan_check_data(struct scan *scan, const struct check *check)
+{
+	for (size_t c = 0; c < scan->engine->nchecks; c++)
+		if (scan->engine->checks[c] == check)
+			return &scan->check_data[c];
+	/* Only an enabled check runs, so this is a bug in the caller. */
+	log_msg(NULL, LOG_LEVEL_ERR, "engine: %s is not running", check->name);
+	abort();
+}
+
 void
 scan_reset(struct scan *scan)
 {
+	for (size_t c = 0; c < scan->engine->nchecks; c++)
+		if (scan->check_data[c] != NULL) {
+			scan->engine->checks[c]->release(scan->check_data[c]);
+			scan->check_data[c] = NULL;
+		}
 	verdict_reset(scan->verdict);
 	spf_result_clear(&scan->spf);
+	dkim_results_clear(&scan->dkim);
+	dmarc_result_clear(&scan->dmarc);
 	free(scan->removals);
 	free(scan->authserv_id);
 	scan->removals = NULL;
@@ -337,6 +359,18 @@ engine_summary(const struct scan *scan, struct strbuf *line)
 		strbuf_puts(line, " trusted=loopback");
 	strbuf_printf(line, " spf=%s", scan->spf.code == SPF_RES_NOT_CHECKED ?
 	    "skipped" : spf_result_name(scan->spf.code));
+	strbuf_puts(line, " dkim=");
+	for (size_t i = 0; i < scan->dkim.count; i++)
+		strbuf_printf(line, "%s%s:%s", i ? "," : "",
+		    dkim_result_name(scan->dkim.sigs[i].code),
+		    scan->dkim.sigs[i].domain);
+	if (scan->dkim.count == 0)
+		strbuf_puts(line, scan->dkim.checked ? "none" : "skipped");
+	if (scan->dmarc.checked)
+		strbuf_printf(line, " dmarc=%s:%s", dmarc_result_name(
+		    scan->dmarc.code), scan->dmarc.domain);
+	if (v->quarantine != NULL)
+		strbuf_puts(line, " quarantine=yes");
 	strbuf_printf(line, " score=%.1f action=%s", v->score,
 	    verdict_action_name(v->action));
 	if (v->reply != NULL)

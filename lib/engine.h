@@ -35,6 +35,11 @@
  *
  * scan_add_symbol(scan, name, detail)
  *	For checks: adds a declared symbol with its configured score.
+ *
+ * scan_check_data(scan, check)
+ *	For checks: a slot for the check's own per-message data (NULL at the
+ *	start of each message); the engine hands it to check->release when
+ *	the message ends.
  */
 #ifndef MXG_ENGINE_H
 #define MXG_ENGINE_H
@@ -42,12 +47,16 @@
 #include <stdbool.h>
 
 #include "check.h"
+#include "dkim.h"
+#include "dmarc.h"
 #include "message.h"
 #include "spf.h"
 #include "strbuf.h"
 #include "verdict.h"
 
 struct engine;
+
+#define ENGINE_MAX_CHECKS 16
 
 /* A header to remove from the message: the index-th (1-based, as
  * smfi_chgheader counts) header with that name. */
@@ -67,6 +76,9 @@ struct scan {
 	bool finished;
 
 	struct spf_result spf;
+	struct dkim_results dkim;
+	struct dmarc_result dmarc;
+	void *check_data[ENGINE_MAX_CHECKS];
 
 	struct header_removal *removals;
 	size_t nremovals;
@@ -89,5 +101,6 @@ void engine_finish(struct engine *engine, struct scan *scan);
 void engine_summary(const struct scan *scan, struct strbuf *line);
 
 void scan_add_symbol(struct scan *scan, const char *name, const char *detail);
+void **scan_check_data(struct scan *scan, const struct check *check);
 
 #endif

@@ -32,6 +32,7 @@ verdict_reset(struct verdict *v)
 		free(v->headers[i].value);
 	}
 	free(v->headers);
+	free(v->quarantine);
 	free(v->forced_enhanced);
 	free(v->forced_text);
 	free(v->reply);
@@ -125,6 +126,13 @@ verdict_add_header(struct verdict *v, const char *name, const char *value)
 	v->headers[v->nheaders].name = mxg_strdup(name);
 	v->headers[v->nheaders].value = mxg_strdup(value);
 	v->nheaders++;
+}
+
+void
+verdict_quarantine(struct verdict *v, const char *reason)
+{
+	if (v->quarantine == NULL)
+		v->quarantine = mxg_strdup(reason);
 }
 
 static bool

@@ -26,6 +26,9 @@
  *	("smtp.mailfrom=example.org" or "header.d=a\nheader.s=b"); values
  *	may hold anything, authres_format quotes them. Copied.
  * verdict_add_header(v, name, value)    a header to prepend at the end
+ * verdict_quarantine(v, reason)
+ *	Asks the MTA to hold the message (Postfix: the hold queue) with a
+ *	reason; the first reason wins. The message is still accepted.
  * verdict_decide(v, actions)            fills action, score, reply
  *
  * Not thread-safe; one verdict per message.
@@ -71,6 +74,8 @@ struct verdict {
 	struct verdict_header *headers;
 	size_t nheaders;
 
+	char *quarantine;	/* reason, NULL: not held */
+
 	bool forced;
 	enum verdict_action forced_action;
 	char *forced_enhanced;
@@ -97,6 +102,7 @@ void verdict_force(struct verdict *v, enum verdict_action action,
 void verdict_add_authres(struct verdict *v, const char *method,
     const char *result, const char *reason, const char *props);
 void verdict_add_header(struct verdict *v, const char *name, const char *value);
+void verdict_quarantine(struct verdict *v, const char *reason);
 const struct verdict_symbol *verdict_find_symbol(const struct verdict *v,
     const char *name);
 

@@ -227,6 +227,10 @@ on_eom(SMFICTX *ctx)
 		    v->headers[i].value) != MI_SUCCESS)
 			log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
 			    "could not add %s", v->headers[i].name);
+	if (v->quarantine != NULL &&
+	    smfi_quarantine(ctx, v->quarantine) != MI_SUCCESS)
+		log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
+		    "the MTA refused to quarantine: %s", v->quarantine);
 	log_summary(conn);
 	return SMFIS_CONTINUE;
 }
@@ -261,7 +265,7 @@ on_close(SMFICTX *ctx)
 static struct smfiDesc milter_description = {
 	.xxfi_name = "mxguard",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
 	.xxfi_connect = on_connect,
 	.xxfi_helo = on_helo,
 	.xxfi_envfrom = on_envfrom,
