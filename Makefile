@@ -22,7 +22,7 @@ DEB_PACKAGES = build-essential pkg-config \
 	postfix redis-server unbound swaks python3 python3-yaml \
 	python3-dkim python3-nacl opendkim opendkim-tools openssl
 
-PKGS    = milter inih opendkim libpsl gmime-3.0
+PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis
 CC     ?= cc
 CFLAGS ?= -O2 -g
 WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

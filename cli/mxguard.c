@@ -185,6 +185,14 @@ print_json(const struct scan *scan)
 		strbuf_json_cstr(&sb, v->headers[i].value);
 		strbuf_putc(&sb, '}');
 	}
+	strbuf_puts(&sb, "], \"refused_recipients\": [");
+	for (size_t i = 0; i < scan->nrefused; i++) {
+		strbuf_puts(&sb, i ? ", {\"address\": " : "{\"address\": ");
+		strbuf_json_cstr(&sb, scan->refused[i].address);
+		strbuf_puts(&sb, ", \"reply\": ");
+		strbuf_json_cstr(&sb, scan->refused[i].reply);
+		strbuf_putc(&sb, '}');
+	}
 	strbuf_puts(&sb, "], \"removed_headers\": [");
 	for (size_t i = 0; i < scan->nremovals; i++) {
 		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
@@ -222,6 +230,9 @@ print_text(const struct scan *scan)
 		    scan->dmarc.disposition ? scan->dmarc.disposition : "none");
 	if (v->quarantine != NULL)
 		printf("quarantine: %s\n", v->quarantine);
+	for (size_t i = 0; i < scan->nrefused; i++)
+		printf("refused recipient: <%s> %s\n", scan->refused[i].address,
+		    scan->refused[i].reply);
 	for (size_t i = 0; i < v->nsymbols; i++)
 		printf("symbol: %-16s %6.2f  %s\n", v->symbols[i].name,
 		    v->symbols[i].score, v->symbols[i].detail ?
@@ -335,6 +346,15 @@ command_check(int argc, char **argv)
 	for (size_t i = 0; !stop && i < nrcpts; i++) {
 		message_add_rcpt(msg, rcpts[i]);
 		stop = engine_run_stage(engine, scan, STAGE_RCPT);
+	}
+	/* Every recipient refused at RCPT TO: an MTA would send no DATA,
+	 * and the client sees the last refusal. */
+	if (!stop && nrcpts > 0 && msg->nrcpts == 0) {
+		const struct rcpt_refusal *r = &scan->refused[scan->nrefused - 1];
+
+		verdict_force(scan->verdict, r->reject ? VERDICT_REJECT :
+		    VERDICT_TEMPFAIL, r->enhanced, "%s", r->text);
+		stop = true;
 	}
 	if (!stop) {
 		size_t body = message_parse_headers(msg, data, crlf_len);

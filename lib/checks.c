@@ -4,12 +4,16 @@
 
 #include "dkim.h"
 #include "dmarc.h"
+#include "greylist.h"
 #include "spf.h"
 
-/* DMARC reads the SPF and DKIM results: it comes after both. */
+/* DMARC reads the SPF and DKIM results: it comes after both. Greylisting
+ * by score comes last, to see every other check's score. */
 const struct check *const all_checks[] = {
 	&spf_check,
+	&greylist_check,
 	&dkim_check,
 	&dmarc_check,
+	&greylist_score_check,
 	NULL,
 };

@@ -126,6 +126,30 @@ config_defaults(struct config *cfg)
 	cfg->dmarc.enforce = true;
 	cfg->dmarc.quarantine = DMARC_QUARANTINE_SCORE;
 	cfg->dmarc.multiple_from = DMARC_MULTIPLE_FROM_REJECT;
+	cfg->redis.server = mxg_strdup("127.0.0.1:6379");
+	cfg->redis.connect_timeout_ms = 1000;
+	cfg->redis.command_timeout_ms = 1000;
+	cfg->redis.prefix = mxg_strdup("mxg:");
+	cfg->greylist.enabled = false;
+	cfg->greylist.mode = GREYLIST_MODE_TRIPLET;
+	cfg->greylist.delay_ms = 300 * 1000L;
+	cfg->greylist.retry_window_ms = 2 * 86400 * 1000L;
+	cfg->greylist.max_age_ms = 35 * 86400 * 1000L;
+	cfg->greylist.auto_whitelist = 5;
+	cfg->greylist.ipv4_prefix = 24;
+	cfg->greylist.ipv6_prefix = 64;
+	cfg->greylist.normalize_sender = true;
+	cfg->greylist.skip_recipients = mxg_strdup("postmaster@ abuse@");
+	cfg->greylist.skip_authenticated = true;
+	cfg->greylist.on_error = ON_ERROR_ACCEPT;
+	cfg->policy.listen = mxg_strdup("inet:10040@127.0.0.1");
+	cfg->policy.allow = mxg_strdup("127.0.0.0/8 ::1");
+	cfg->policy.max_line = 4096;
+	cfg->policy.max_request = 64 * 1024;
+	cfg->policy.max_attributes = 100;
+	cfg->policy.idle_timeout_ms = 300 * 1000L;
+	cfg->policy.max_connections = 256;
+	cfg->actions.greylist = 4.0;
 	cfg->actions.add_header = 6.0;
 	cfg->actions.tempfail = CONFIG_THRESHOLD_OFF;
 	cfg->actions.reject = 15.0;
@@ -141,6 +165,19 @@ config_free(struct config *cfg)
 	free(cfg->milter.pidfile);
 	free(cfg->milter.authserv_id);
 	free(cfg->dns.nameserver);
+	free(cfg->policy.listen);
+	free(cfg->policy.allow);
+	free(cfg->policy.pidfile);
+	free(cfg->redis.server);
+	free(cfg->redis.password);
+	free(cfg->redis.prefix);
+	free(cfg->greylist.skip_networks);
+	free(cfg->greylist.skip_networks_file);
+	free(cfg->greylist.skip_hostnames);
+	free(cfg->greylist.skip_hostnames_file);
+	free(cfg->greylist.skip_recipients);
+	free(cfg->greylist.skip_recipients_file);
+	free(cfg->greylist.skip_spf_pass_domains);
 	free(cfg->dmarc.public_suffix_list);
 	free(cfg->dmarc.exempt_networks);
 	free(cfg->dmarc.exempt_domains);
@@ -181,6 +218,7 @@ struct key {
 	{sec, name, VALUE_CHOICE, offsetof(struct config, field), names}
 
 static const char *const discovery_names[] = {"treewalk", "psl", NULL};
+static const char *const greylist_mode_names[] = {"triplet", "score", NULL};
 static const char *const quarantine_names[] = {"score", "hold", NULL};
 static const char *const multiple_from_names[] = {"reject", "score", NULL};
 
@@ -213,6 +251,50 @@ static const struct key config_keys[] = {
 	    multiple_from_names),
 	KEY("dmarc", "exempt_networks", VALUE_STRING, dmarc.exempt_networks),
 	KEY("dmarc", "exempt_domains", VALUE_STRING, dmarc.exempt_domains),
+	KEY("redis", "server", VALUE_STRING, redis.server),
+	KEY("redis", "password", VALUE_STRING, redis.password),
+	KEY("redis", "database", VALUE_COUNT, redis.database),
+	KEY("redis", "connect_timeout", VALUE_DURATION_MS,
+	    redis.connect_timeout_ms),
+	KEY("redis", "command_timeout", VALUE_DURATION_MS,
+	    redis.command_timeout_ms),
+	KEY("redis", "prefix", VALUE_STRING, redis.prefix),
+	KEY("greylist", "enabled", VALUE_BOOL, greylist.enabled),
+	CHOICE("greylist", "mode", greylist.mode, greylist_mode_names),
+	KEY("greylist", "delay", VALUE_DURATION_MS, greylist.delay_ms),
+	KEY("greylist", "retry_window", VALUE_DURATION_MS,
+	    greylist.retry_window_ms),
+	KEY("greylist", "max_age", VALUE_DURATION_MS, greylist.max_age_ms),
+	KEY("greylist", "auto_whitelist", VALUE_COUNT, greylist.auto_whitelist),
+	KEY("greylist", "ipv4_prefix", VALUE_COUNT, greylist.ipv4_prefix),
+	KEY("greylist", "ipv6_prefix", VALUE_COUNT, greylist.ipv6_prefix),
+	KEY("greylist", "normalize_sender", VALUE_BOOL,
+	    greylist.normalize_sender),
+	KEY("greylist", "skip_networks", VALUE_STRING, greylist.skip_networks),
+	KEY("greylist", "skip_networks_file", VALUE_STRING,
+	    greylist.skip_networks_file),
+	KEY("greylist", "skip_hostnames", VALUE_STRING,
+	    greylist.skip_hostnames),
+	KEY("greylist", "skip_hostnames_file", VALUE_STRING,
+	    greylist.skip_hostnames_file),
+	KEY("greylist", "skip_recipients", VALUE_STRING,
+	    greylist.skip_recipients),
+	KEY("greylist", "skip_recipients_file", VALUE_STRING,
+	    greylist.skip_recipients_file),
+	KEY("greylist", "skip_authenticated", VALUE_BOOL,
+	    greylist.skip_authenticated),
+	KEY("greylist", "skip_spf_pass_domains", VALUE_STRING,
+	    greylist.skip_spf_pass_domains),
+	KEY("greylist", "on_error", VALUE_ON_ERROR, greylist.on_error),
+	KEY("policy", "listen", VALUE_SOCKET, policy.listen),
+	KEY("policy", "allow", VALUE_STRING, policy.allow),
+	KEY("policy", "pidfile", VALUE_STRING, policy.pidfile),
+	KEY("policy", "max_line", VALUE_SIZE, policy.max_line),
+	KEY("policy", "max_request", VALUE_SIZE, policy.max_request),
+	KEY("policy", "max_attributes", VALUE_COUNT, policy.max_attributes),
+	KEY("policy", "idle_timeout", VALUE_DURATION_MS, policy.idle_timeout_ms),
+	KEY("policy", "max_connections", VALUE_COUNT, policy.max_connections),
+	KEY("actions", "greylist", VALUE_THRESHOLD, actions.greylist),
 	KEY("actions", "add_header", VALUE_THRESHOLD, actions.add_header),
 	KEY("actions", "tempfail", VALUE_THRESHOLD, actions.tempfail),
 	KEY("actions", "reject", VALUE_THRESHOLD, actions.reject),

@@ -56,6 +56,11 @@ enum dmarc_multiple_from {
 	DMARC_MULTIPLE_FROM_SCORE,
 };
 
+enum greylist_mode {
+	GREYLIST_MODE_TRIPLET,	/* defer each new triplet at RCPT TO */
+	GREYLIST_MODE_SCORE,	/* only mail scoring [actions] greylist */
+};
+
 #define CONFIG_THRESHOLD_OFF (-1e300)
 #define CONFIG_MAX_SCORES 256
 
@@ -113,7 +118,49 @@ struct config {
 	} dmarc;
 
 	struct {
+		char *server;		/* HOST:PORT or unix:/PATH */
+		char *password;
+		int database;
+		long connect_timeout_ms;
+		long command_timeout_ms;
+		char *prefix;		/* before every key */
+	} redis;
+
+	struct {
+		bool enabled;
+		enum greylist_mode mode;
+		long delay_ms;
+		long retry_window_ms;
+		long max_age_ms;
+		int auto_whitelist;	/* passed triplets; 0: never */
+		int ipv4_prefix;
+		int ipv6_prefix;
+		bool normalize_sender;	/* +ext, SRS, BATV */
+		char *skip_networks;
+		char *skip_networks_file;
+		char *skip_hostnames;	/* client host name suffixes */
+		char *skip_hostnames_file;
+		char *skip_recipients;	/* user@domain, user@, domain */
+		char *skip_recipients_file;
+		bool skip_authenticated;
+		char *skip_spf_pass_domains;
+		enum on_error on_error;
+	} greylist;
+
+	struct {
+		char *listen;		/* inet:PORT@HOST or unix:/PATH */
+		char *allow;		/* client CIDRs allowed to connect */
+		char *pidfile;
+		size_t max_line;	/* bytes of one name=value line */
+		size_t max_request;	/* bytes of one request */
+		int max_attributes;	/* lines of one request */
+		long idle_timeout_ms;	/* a connection with no request */
+		int max_connections;	/* served at once */
+	} policy;
+
+	struct {
 		double add_header;	/* CONFIG_THRESHOLD_OFF: never */
+		double greylist;	/* [greylist] mode = score */
 		double tempfail;
 		double reject;
 	} actions;

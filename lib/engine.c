@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,19 @@ scan_reset(struct scan *scan)
 	spf_result_clear(&scan->spf);
 	dkim_results_clear(&scan->dkim);
 	dmarc_result_clear(&scan->dmarc);
+	for (size_t i = 0; i < scan->nrefused; i++) {
+		free(scan->refused[i].address);
+		free(scan->refused[i].reply);
+		free(scan->refused[i].code);
+		free(scan->refused[i].enhanced);
+		free(scan->refused[i].text);
+	}
+	free(scan->refused);
+	scan->refused = NULL;
+	scan->nrefused = 0;
+	scan->rcpts_seen = 0;
+	scan->current_rcpt = NULL;
+	scan->rcpt_refused_now = false;
 	free(scan->removals);
 	free(scan->authserv_id);
 	scan->removals = NULL;
@@ -188,6 +202,43 @@ scan_add_symbol(struct scan *scan, const char *name, const char *detail)
 	    "engine: undeclared symbol %s", name);
 }
 
+void
+scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
+    const char *fmt, ...)
+{
+	struct rcpt_refusal *r;
+	char text[400], line[512];
+	va_list ap;
+
+	if (scan->rcpt_refused_now || scan->current_rcpt == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
+			*p = '?';
+	scan->refused = mxg_realloc(scan->refused,
+	    (scan->nrefused + 1) * sizeof(*scan->refused));
+	r = &scan->refused[scan->nrefused++];
+	r->address = mxg_strdup(scan->current_rcpt);
+	r->reject = reject;
+	r->code = mxg_strdup(reject ? "550" : "451");
+	r->enhanced = mxg_strdup(enhanced);
+	r->text = mxg_strdup(text);
+	snprintf(line, sizeof(line), "%s %s %s", r->code, enhanced, text);
+	r->reply = mxg_strdup(line);
+	scan->rcpt_refused_now = true;
+}
+
+static void
+run_checks(struct engine *engine, struct scan *scan, int stage)
+{
+	for (size_t c = 0; c < engine->nchecks && !scan->verdict->forced; c++)
+		if ((int)engine->checks[c]->stage == stage)
+			engine->checks[c]->run(engine->states[c], scan);
+}
+
 bool
 engine_run_stage(struct engine *engine, struct scan *scan,
     enum check_stage stage)
@@ -195,18 +246,34 @@ engine_run_stage(struct engine *engine, struct scan *scan,
 	if (!scan->stage_done[STAGE_CONNECT])
 		scan->trusted = scan->cfg->milter.loopback_trusted &&
 		    message_client_is_loopback(scan->msg);
+	scan->rcpt_refused_now = false;
 	for (int s = 0; s <= (int)stage; s++) {
+		if (s == STAGE_RCPT) {
+			/* Every recipient gets its own judgement. */
+			while (scan->rcpts_seen < scan->msg->nrcpts) {
+				size_t i = scan->rcpts_seen++;
+
+				scan->current_rcpt = scan->msg->rcpts[i];
+				scan->rcpt_refused_now = false;
+				if (!scan->trusted)
+					run_checks(engine, scan, s);
+				if (scan->verdict->forced)
+					return true;
+				if (scan->rcpt_refused_now) {
+					message_remove_rcpt(scan->msg, i);
+					scan->rcpts_seen--;
+				}
+			}
+			scan->current_rcpt = NULL;
+			continue;
+		}
 		if (scan->stage_done[s])
 			continue;
 		scan->stage_done[s] = true;
-		if (scan->trusted)
-			continue;
-		for (size_t c = 0; c < engine->nchecks; c++)
-			if ((int)engine->checks[c]->stage == s) {
-				engine->checks[c]->run(engine->states[c], scan);
-				if (scan->verdict->forced)
-					return true;
-			}
+		if (!scan->trusted)
+			run_checks(engine, scan, s);
+		if (scan->verdict->forced)
+			return true;
 	}
 	return scan->verdict->forced;
 }

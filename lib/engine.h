@@ -19,7 +19,12 @@
  *	Runs the checks of that stage (and of any earlier stage not yet
  *	run, since an MTA may skip callbacks). Returns true when the verdict
  *	is now forced (tempfail or reject): the caller answers at this
- *	stage and runs no more stages.
+ *	stage and runs no more stages. The RCPT stage runs once for every
+ *	recipient added since the last call (scan->current_rcpt); a check
+ *	may refuse just that recipient (scan_refuse_rcpt): it is then taken
+ *	off the message, recorded in scan->refused, and
+ *	scan->rcpt_refused_now tells the caller to answer that RCPT TO with
+ *	the last refusal's reply while the transaction goes on.
  *
  * engine_body(engine, scan, chunk, len)
  *	Appends a body chunk to the message (kept up to body_scan_limit) and
@@ -65,6 +70,14 @@ struct header_removal {
 	int index;
 };
 
+/* A recipient refused at RCPT TO while the transaction goes on. */
+struct rcpt_refusal {
+	char *address;
+	bool reject;		/* 5xx; else 4xx */
+	char *reply;		/* "451 4.7.1 Greylisted, ..." */
+	char *code, *enhanced, *text;
+};
+
 struct scan {
 	struct engine *engine;
 	struct message *msg;
@@ -73,6 +86,11 @@ struct scan {
 	struct dns_resolver *dns;
 	bool trusted;		/* loopback client: no checks run */
 	bool stage_done[STAGE_COUNT];
+	size_t rcpts_seen;	/* recipients the RCPT checks have judged */
+	const char *current_rcpt;	/* the one being judged, for checks */
+	struct rcpt_refusal *refused;	/* in order; see engine_run_stage */
+	size_t nrefused;
+	bool rcpt_refused_now;	/* the latest recipient was refused */
 	bool finished;
 
 	struct spf_result spf;
@@ -102,5 +120,9 @@ void engine_summary(const struct scan *scan, struct strbuf *line);
 
 void scan_add_symbol(struct scan *scan, const char *name, const char *detail);
 void **scan_check_data(struct scan *scan, const struct check *check);
+/* For RCPT checks: refuses scan->current_rcpt with 4xx (or 5xx when
+ * reject) and a text; the first refusal of a recipient wins. */
+void scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -165,6 +165,17 @@ message_add_rcpt(struct message *msg, const char *addr)
 }
 
 void
+message_remove_rcpt(struct message *msg, size_t i)
+{
+	if (i >= msg->nrcpts)
+		return;
+	free(msg->rcpts[i]);
+	memmove(&msg->rcpts[i], &msg->rcpts[i + 1],
+	    (msg->nrcpts - i - 1) * sizeof(char *));
+	msg->nrcpts--;
+}
+
+void
 message_add_header(struct message *msg, const char *name, const char *value,
     size_t value_len)
 {

@@ -82,6 +82,8 @@ void message_set_queue_id(struct message *msg, const char *queue_id);
 /* addr with or without angle brackets; "<>" and "" are the null sender. */
 void message_set_mail_from(struct message *msg, const char *addr);
 void message_add_rcpt(struct message *msg, const char *addr);
+/* Takes recipient i off the message (refused at RCPT TO). */
+void message_remove_rcpt(struct message *msg, size_t i);
 void message_add_header(struct message *msg, const char *name,
     const char *value, size_t value_len);
 void message_append_body(struct message *msg, const char *data, size_t len);

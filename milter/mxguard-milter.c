@@ -170,7 +170,24 @@ on_envrcpt(SMFICTX *ctx, char **argv)
 	struct connection *conn = connection_get(ctx);
 
 	message_add_rcpt(conn->msg, argv[0]);
-	return run_stage(ctx, conn, STAGE_RCPT);
+	sfsistat status = run_stage(ctx, conn, STAGE_RCPT);
+	if (status != SMFIS_CONTINUE || !conn->scan->rcpt_refused_now)
+		return status;
+	/* Only this recipient is refused (greylisting): the transaction
+	 * goes on for the others. */
+	const struct rcpt_refusal *r =
+	    &conn->scan->refused[conn->scan->nrefused - 1];
+	char text[1024];
+	log_msg(conn->msg->queue_id ? conn->msg->queue_id : "NOQUEUE",
+	    LOG_LEVEL_INFO, "client=%s from=<%s> rcpt=<%s> reply=\"%s\"",
+	    conn->msg->client_addr ? conn->msg->client_addr : "unknown",
+	    conn->msg->mail_from ? conn->msg->mail_from : "", r->address,
+	    r->reply);
+	if (smfi_setreply(ctx, r->code, r->enhanced,
+	    escape_percent(r->text, text, sizeof(text))) != MI_SUCCESS)
+		log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
+		    "smfi_setreply refused \"%s\"", r->reply);
+	return r->reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 }
 
 static sfsistat
