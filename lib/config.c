@@ -160,6 +160,13 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	config_release(cfg);
+	free(cfg);
+}
+
+void
+config_release(struct config *cfg)
+{
 	free(cfg->path);
 	free(cfg->milter.socket);
 	free(cfg->milter.pidfile);
@@ -183,7 +190,7 @@ config_free(struct config *cfg)
 	free(cfg->dmarc.exempt_domains);
 	for (size_t i = 0; i < cfg->nscores; i++)
 		free(cfg->scores[i].symbol);
-	free(cfg);
+	memset(cfg, 0, sizeof(*cfg));
 }
 
 /*

@@ -25,6 +25,9 @@
  *		empty file.
  *	config_free(cfg)
  *		NULL is a no-op.
+ *	config_release(cfg)
+ *		Frees what cfg holds, not cfg itself (for a struct config on
+ *		the stack filled by config_defaults).
  *
  *	A config is never changed after loading, so threads share it freely.
  */
@@ -172,6 +175,7 @@ struct config {
 int config_load(const char *path, struct config **cfg, char *err);
 void config_defaults(struct config *cfg);
 void config_free(struct config *cfg);
+void config_release(struct config *cfg);
 
 /* Parsers for one value, shared with the command line: 0 or -1. */
 int config_parse_bool(const char *text, bool *out);
