@@ -22,12 +22,13 @@ DEB_PACKAGES = build-essential pkg-config \
 	postfix redis-server unbound swaks python3 python3-yaml \
 	python3-dkim python3-nacl opendkim opendkim-tools openssl
 
-PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis
+PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis libpcre2-8
 CC     ?= cc
 CFLAGS ?= -O2 -g
 WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wno-missing-field-initializers
-CPPFLAGS += -D_GNU_SOURCE -DMXG_SYSCONFDIR='"$(sysconfdir)/mxguard"'
+CPPFLAGS += -D_GNU_SOURCE -DMXG_SYSCONFDIR='"$(sysconfdir)/mxguard"' \
+	-DMXG_RULESDIR='"$(PREFIX)/share/mxguard/rules"'
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIB_LIBS    = $(PKG_LIBS) -lspf2 -lopendmarc -lunbound -lpthread -lm
@@ -36,7 +37,8 @@ LDLIBS_ALL  = $(LIB_LIBS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-BINS     = $(BUILD)/mxguard-milter $(BUILD)/mxguard
+BINS     = $(BUILD)/mxguard-milter $(BUILD)/mxguard $(BUILD)/mxguard-policy
+POLICY_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard policy/*.c))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -60,7 +62,13 @@ $(BUILD)/mxguard-milter: $(BUILD)/milter/mxguard-milter.o $(BUILD)/libmxguard.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/libmxguard.a
+$(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/cli/greylist.o $(BUILD)/libmxguard.a
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(POLICY_OBJ): $(wildcard policy/*.h)
+
+$(BUILD)/mxguard-policy: $(POLICY_OBJ) $(BUILD)/libmxguard.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
@@ -126,6 +134,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(sysconfdir)/mxguard
 	install -m 755 $(BUILD)/mxguard-milter $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(BUILD)/mxguard-policy $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(BUILD)/mxguard $(DESTDIR)$(PREFIX)/bin/
 	test -e $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf || \
 		install -m 644 milter.conf.example \

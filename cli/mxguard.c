@@ -18,11 +18,14 @@
 #include <unistd.h>
 
 #include "../lib/config.h"
+#include "../lib/content.h"
+#include "../lib/rules.h"
 #include "../lib/engine.h"
 #include "../lib/log.h"
 #include "../lib/message.h"
 #include "../lib/mxg.h"
 #include "../lib/strbuf.h"
+#include "greylist.h"
 
 #ifndef MXG_SYSCONFDIR
 #define MXG_SYSCONFDIR "/etc/mxguard"
@@ -39,7 +42,9 @@ usage(FILE *out)
 	    "usage: mxguard check [-c FILE] [--ip ADDR] [--helo NAME] "
 	    "[--from ADDR]\n"
 	    "                     [--rcpt ADDR]... [--json] [FILE|-]\n"
-	    "       mxguard lint [-c FILE]\n"
+	    "       mxguard lint [-c FILE] [--json] [-v]\n"
+	    "       mxguard greylist show|client|list|whitelist|delete|counts "
+	    "[options]\n"
 	    "Default config: %s\n", DEFAULT_CONFIG);
 }
 
@@ -234,7 +239,7 @@ print_text(const struct scan *scan)
 		printf("refused recipient: <%s> %s\n", scan->refused[i].address,
 		    scan->refused[i].reply);
 	for (size_t i = 0; i < v->nsymbols; i++)
-		printf("symbol: %-16s %6.2f  %s\n", v->symbols[i].name,
+		printf("symbol: %-26s %6.2f  %s\n", v->symbols[i].name,
 		    v->symbols[i].score, v->symbols[i].detail ?
 		    v->symbols[i].detail : "");
 	printf("score: %.2f\naction: %s\n", v->score,
@@ -381,15 +386,70 @@ out:
 	return rc;
 }
 
+static void
+print_diags(const char *kind, const struct rules_diag *d, size_t n, bool json,
+    struct strbuf *sb)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!json) {
+			fprintf(stderr, "%s: %s: %s\n", d[i].where, kind,
+			    d[i].text);
+			continue;
+		}
+		strbuf_puts(sb, i ? ", {\"where\": " : "{\"where\": ");
+		strbuf_json_cstr(sb, d[i].where);
+		strbuf_puts(sb, ", \"message\": ");
+		strbuf_json_cstr(sb, d[i].text);
+		if (d[i].group[0] != '\0') {
+			strbuf_puts(sb, ", \"group\": ");
+			strbuf_json_cstr(sb, d[i].group);
+		}
+		strbuf_putc(sb, '}');
+	}
+}
+
+/* Warnings grouped by kind of construct, with a count each. */
+static void
+print_warning_groups(const struct rules_report *report)
+{
+	bool *done = mxg_calloc(report->nwarnings + 1, sizeof(bool));
+
+	for (size_t i = 0; i < report->nwarnings; i++) {
+		size_t count = 0;
+
+		if (done[i])
+			continue;
+		for (size_t k = i; k < report->nwarnings; k++)
+			if (!done[k] && strcmp(report->warnings[k].group,
+			    report->warnings[i].group) == 0) {
+				done[k] = true;
+				count++;
+			}
+		printf("  skipped: %-28s %zu\n", report->warnings[i].group,
+		    count);
+	}
+	free(done);
+}
+
 static int
 command_lint(int argc, char **argv)
 {
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
 	const char *config_path = NULL;
+	bool json = false, verbose = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:h")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
+		case 'j': json = true; break;
+		case 'v': verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -397,18 +457,60 @@ command_lint(int argc, char **argv)
 	struct config *cfg;
 	if (load_config(config_path, &cfg) < 0)
 		return EXIT_USAGE;
-	log_init("mxguard", true, LOG_LEVEL_WARNING);
+	log_init("mxguard", true, LOG_LEVEL_ERR);
+
+	struct rules_report report;
+	memset(&report, 0, sizeof(report));
+	if (cfg->rules.enabled) {
+		struct rules_options ropt;
+
+		content_rule_options(cfg, &ropt);
+		rules_free(rules_load(cfg->rules.files, &ropt, &report));
+	}
 	char err[MXG_ERRLEN];
 	struct engine *engine;
+	int rc = 0;
 	if (engine_new(cfg, &engine, err) != 0) {
 		fprintf(stderr, "mxguard: %s\n", err);
+		rules_report_free(&report);
 		config_free(cfg);
 		return EXIT_USAGE;
 	}
-	printf("%s: ok\n", config_path_or_default(config_path));
 	engine_free(engine);
+	if (report.nerrors > 0)
+		rc = 1;
+
+	if (json) {
+		struct strbuf sb = STRBUF_INIT;
+
+		strbuf_printf(&sb, "{\"config\": ");
+		strbuf_json_cstr(&sb, config_path_or_default(config_path));
+		strbuf_printf(&sb, ", \"rules_loaded\": %zu, \"rules_skipped\": "
+		    "%zu, \"errors\": [", report.loaded, report.skipped);
+		print_diags("error", report.errors, report.nerrors, true, &sb);
+		strbuf_puts(&sb, "], \"warnings\": [");
+		print_diags("warning", report.warnings, report.nwarnings, true,
+		    &sb);
+		strbuf_puts(&sb, "]}\n");
+		fwrite(sb.data, 1, sb.len, stdout);
+		strbuf_free(&sb);
+	} else {
+		print_diags("error", report.errors, report.nerrors, false, NULL);
+		if (verbose)
+			print_diags("warning", report.warnings,
+			    report.nwarnings, false, NULL);
+		printf("%s: %s\n", config_path_or_default(config_path),
+		    rc == 0 ? "ok" : "errors in rule files");
+		if (cfg->rules.enabled) {
+			printf("rules: %zu loaded, %zu skipped, %zu errors, "
+			    "%zu warnings\n", report.loaded, report.skipped,
+			    report.nerrors, report.nwarnings);
+			print_warning_groups(&report);
+		}
+	}
+	rules_report_free(&report);
 	config_free(cfg);
-	return 0;
+	return rc;
 }
 
 int
@@ -422,6 +524,8 @@ main(int argc, char **argv)
 		return command_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "lint") == 0)
 		return command_lint(argc - 1, argv + 1);
+	if (strcmp(argv[1], "greylist") == 0)
+		return command_greylist(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;

@@ -23,6 +23,9 @@
  * release(data)             optional: frees the per-message data the
  *                            check kept in *scan_check_data() (engine.h)
  *                            when the message ends; data is never NULL.
+ * has_symbol(state, name)    optional: for checks whose symbols come
+ *                            from data (content rules), whether name is
+ *                            one; lets [scores] name it.
  * free(state)                at engine end.
  * enabled(cfg)               the section's `enabled` key.
  */
@@ -70,6 +73,7 @@ struct check {
 	void (*body)(void *state, struct scan *scan, const char *chunk,
 	    size_t len);
 	void (*release)(void *data);
+	bool (*has_symbol)(void *state, const char *name);
 	void (*free)(void *state);
 };
 

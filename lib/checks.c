@@ -2,6 +2,7 @@
 
 #include <stddef.h>
 
+#include "content.h"
 #include "dkim.h"
 #include "dmarc.h"
 #include "greylist.h"
@@ -14,6 +15,7 @@ const struct check *const all_checks[] = {
 	&greylist_check,
 	&dkim_check,
 	&dmarc_check,
+	&content_check,
 	&greylist_score_check,
 	NULL,
 };

@@ -11,6 +11,10 @@
 
 #include "mxg.h"
 
+#ifndef MXG_RULESDIR
+#define MXG_RULESDIR "/usr/local/share/mxguard/rules"
+#endif
+
 /* inih reads lines into a buffer of INI_MAX_LINE bytes; anything longer
  * would be split silently, so the reader below refuses it instead. */
 #define CONFIG_LINE_MAX INI_MAX_LINE
@@ -142,6 +146,15 @@ config_defaults(struct config *cfg)
 	cfg->greylist.skip_recipients = mxg_strdup("postmaster@ abuse@");
 	cfg->greylist.skip_authenticated = true;
 	cfg->greylist.on_error = ON_ERROR_ACCEPT;
+	cfg->rules.enabled = true;
+	cfg->rules.files = mxg_strdup(MXG_RULESDIR "/*.rules");
+	cfg->rules.score_set = -1;
+	cfg->rules.max_scan_size = 2 * 1024 * 1024;
+	cfg->rules.max_parts = 100;
+	cfg->rules.max_depth = 20;
+	cfg->rules.max_uris = 500;
+	cfg->rules.match_limit = 100000;
+	cfg->rules.depth_limit = 10000;
 	cfg->policy.listen = mxg_strdup("inet:10040@127.0.0.1");
 	cfg->policy.allow = mxg_strdup("127.0.0.0/8 ::1");
 	cfg->policy.max_line = 4096;
@@ -172,6 +185,7 @@ config_release(struct config *cfg)
 	free(cfg->milter.pidfile);
 	free(cfg->milter.authserv_id);
 	free(cfg->dns.nameserver);
+	free(cfg->rules.files);
 	free(cfg->policy.listen);
 	free(cfg->policy.allow);
 	free(cfg->policy.pidfile);
@@ -226,6 +240,9 @@ struct key {
 
 static const char *const discovery_names[] = {"treewalk", "psl", NULL};
 static const char *const greylist_mode_names[] = {"triplet", "score", NULL};
+/* Index 0 is "auto": stored as -1 (see set_value's VALUE_CHOICE). */
+static const char *const score_set_names[] = {"auto", "0", "1", "2", "3",
+    NULL};
 static const char *const quarantine_names[] = {"score", "hold", NULL};
 static const char *const multiple_from_names[] = {"reject", "score", NULL};
 
@@ -293,6 +310,15 @@ static const struct key config_keys[] = {
 	KEY("greylist", "skip_spf_pass_domains", VALUE_STRING,
 	    greylist.skip_spf_pass_domains),
 	KEY("greylist", "on_error", VALUE_ON_ERROR, greylist.on_error),
+	KEY("rules", "enabled", VALUE_BOOL, rules.enabled),
+	KEY("rules", "files", VALUE_STRING, rules.files),
+	CHOICE("rules", "score_set", rules.score_set, score_set_names),
+	KEY("rules", "max_scan_size", VALUE_SIZE, rules.max_scan_size),
+	KEY("rules", "max_parts", VALUE_COUNT, rules.max_parts),
+	KEY("rules", "max_depth", VALUE_COUNT, rules.max_depth),
+	KEY("rules", "max_uris", VALUE_COUNT, rules.max_uris),
+	KEY("rules", "match_limit", VALUE_COUNT, rules.match_limit),
+	KEY("rules", "depth_limit", VALUE_COUNT, rules.depth_limit),
 	KEY("policy", "listen", VALUE_SOCKET, policy.listen),
 	KEY("policy", "allow", VALUE_STRING, policy.allow),
 	KEY("policy", "pidfile", VALUE_STRING, policy.pidfile),
@@ -454,7 +480,9 @@ set_value(struct parse_state *st, const struct key *key, const char *value)
 	case VALUE_CHOICE:
 		for (int i = 0; key->choices[i] != NULL; i++)
 			if (strcmp(value, key->choices[i]) == 0) {
-				*(int *)field = i;
+				/* score_set: "auto" first, then the sets. */
+				*(int *)field = key->choices == score_set_names ?
+				    i - 1 : i;
 				return 1;
 			}
 		{

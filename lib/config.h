@@ -151,6 +151,18 @@ struct config {
 	} greylist;
 
 	struct {
+		bool enabled;
+		char *files;		/* paths and globs, space separated */
+		int score_set;		/* -1: auto (1 with network checks) */
+		size_t max_scan_size;	/* bytes of a message parsed */
+		int max_parts;
+		int max_depth;
+		int max_uris;
+		int match_limit;	/* PCRE2 match limit per regex run */
+		int depth_limit;
+	} rules;
+
+	struct {
 		char *listen;		/* inet:PORT@HOST or unix:/PATH */
 		char *allow;		/* client CIDRs allowed to connect */
 		char *pidfile;

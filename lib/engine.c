@@ -49,12 +49,21 @@ build_score_table(struct engine *engine, char *err)
 			if (strcmp(engine->scores[k].name,
 			    cfg->scores[i].symbol) == 0)
 				break;
-		if (k == engine->nscores)
+		if (k < engine->nscores) {
+			engine->scores[k].score = cfg->scores[i].score;
+			continue;
+		}
+		/* Not a declared symbol: a content rule's, maybe. */
+		bool known = false;
+		for (size_t c = 0; c < engine->nchecks && !known; c++)
+			if (engine->checks[c]->has_symbol != NULL)
+				known = engine->checks[c]->has_symbol(
+				    engine->states[c], cfg->scores[i].symbol);
+		if (!known)
 			return mxg_fail(err, MXG_EINVAL, "%s:%d: [scores] %s: no "
-			    "check has a symbol of that name", cfg->path ?
-			    cfg->path : "config", cfg->scores[i].line,
-			    cfg->scores[i].symbol);
-		engine->scores[k].score = cfg->scores[i].score;
+			    "check or rule has a symbol of that name",
+			    cfg->path ? cfg->path : "config",
+			    cfg->scores[i].line, cfg->scores[i].symbol);
 	}
 	return MXG_OK;
 }
@@ -70,8 +79,7 @@ engine_new(const struct config *cfg, struct engine **out, char *err)
 	engine->cfg = cfg;
 	if (gethostname(engine->hostname, sizeof(engine->hostname) - 1) < 0)
 		strcpy(engine->hostname, "localhost");
-	if ((rc = build_score_table(engine, err)) != 0 ||
-	    (rc = dns_resolver_new(cfg, &engine->dns, err)) != 0) {
+	if ((rc = dns_resolver_new(cfg, &engine->dns, err)) != 0) {
 		engine_free(engine);
 		return rc;
 	}
@@ -93,6 +101,10 @@ engine_new(const struct config *cfg, struct engine **out, char *err)
 			return rc;
 		}
 		engine->checks[engine->nchecks++] = check;
+	}
+	if ((rc = build_score_table(engine, err)) != 0) {
+		engine_free(engine);
+		return rc;
 	}
 	*out = engine;
 	return MXG_OK;
@@ -184,6 +196,13 @@ scan_free(struct scan *scan)
 	scan_reset(scan);
 	verdict_free(scan->verdict);
 	free(scan);
+}
+
+void
+scan_add_scored_symbol(struct scan *scan, const char *name, double score,
+    const char *detail)
+{
+	verdict_add_symbol(scan->verdict, name, score, detail);
 }
 
 void

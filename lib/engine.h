@@ -120,6 +120,10 @@ void engine_summary(const struct scan *scan, struct strbuf *line);
 
 void scan_add_symbol(struct scan *scan, const char *name, const char *detail);
 void **scan_check_data(struct scan *scan, const struct check *check);
+/* For checks with data-defined symbols: name is borrowed and must live
+ * as long as the engine; score is the check's own. */
+void scan_add_scored_symbol(struct scan *scan, const char *name,
+    double score, const char *detail);
 /* For RCPT checks: refuses scan->current_rcpt with 4xx (or 5xx when
  * reject) and a text; the first refusal of a recipient wins. */
 void scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,

@@ -251,7 +251,7 @@ def test_lint_accepts_the_shipped_example():
 def test_site_overrides_appended_to_the_example_win():
     text = open(os.path.join(ROOT, "milter.conf.example")).read()
     conf = text + "\n[dns]\nnameserver = 127.0.0.1@9\ntimeout = 300ms\non_error = accept\n" \
-                  "[dkim]\nenabled = no\n[dmarc]\nenabled = no\n" \
+                  "[dkim]\nenabled = no\n[dmarc]\nenabled = no\n[rules]\nenabled = no\n" \
                   "[scores]\nSPF_TEMPERROR = 2.5\n"
     d = expect_json(check(["--json", "--ip", "192.0.2.1", "--from", "a@example.org", "-"], MSG, conf))
     assert d["action"] == "accept" and d["score"] == 2.5, d

@@ -1,0 +1,79 @@
+/*
+ * mime.h - a message's content, decoded for content rules (GMime 3).
+ *
+ * mime_parse() walks every MIME part of an RFC 5322 message: it decodes
+ * base64 and quoted-printable, converts every text part's charset to
+ * UTF-8 (a wrong or unknown charset label falls back to a best guess,
+ * never a failure), renders HTML to plain text for body rules (tags
+ * dropped, entities decoded, <script>/<style> content dropped, block
+ * elements become line breaks), collects URIs from text (http, https,
+ * ftp, mailto, www.-prefixed) and from HTML attributes (href, src,
+ * action), and notes attachments (file name, content type, decoded
+ * size).
+ *
+ * Bounded by the limits: at most max_scan_size bytes of input are
+ * parsed (the rest is not scanned and `truncated` says so), at most
+ * max_parts parts and max_depth levels of nesting (beyond: not walked,
+ * `too_many_parts` / `too_deep`), at most max_uris URIs. Broken MIME
+ * (bad or missing boundaries, bad base64, wrong charset labels, NUL
+ * bytes, 8-bit headers) decodes what it can and never crashes.
+ *
+ * mime_parse(data, len, limits, &content)
+ *	Always returns a content (caller frees with mime_content_free;
+ *	NULL is a no-op). data need not be NUL-terminated.
+ * mime_decode_header(value, len)
+ *	A header value with RFC 2047 encoded-words decoded and folding
+ *	removed, in UTF-8 (8-bit bytes that are not UTF-8 are read as
+ *	Latin-1). Caller frees.
+ *
+ * Thread-safe (call mime_init() once before threads; it is idempotent).
+ */
+#ifndef MXG_MIME_H
+#define MXG_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mime_limits {
+	size_t max_scan_size;	/* bytes of the message parsed */
+	int max_parts;
+	int max_depth;
+	int max_uris;
+};
+
+struct mime_uri {
+	char *uri;		/* as found, entities decoded */
+	char *host;		/* lowercased host, NULL for mailto: etc. */
+};
+
+struct mime_attachment {
+	char *filename;		/* decoded (RFC 2231/2047), NULL if none */
+	char *content_type;	/* "application/pdf" */
+	size_t size;		/* decoded bytes */
+};
+
+struct mime_content {
+	char *text;		/* body rules: every text part, HTML rendered */
+	size_t text_len;
+	char *raw_text;		/* rawbody rules: decoded, HTML tags kept */
+	size_t raw_text_len;
+	struct mime_uri *uris;
+	size_t nuris;
+	struct mime_attachment *attachments;
+	size_t nattachments;
+	int nparts;		/* parts walked */
+	bool has_text_plain;	/* some text/plain part */
+	bool has_html;		/* some text/html part */
+	bool truncated;		/* input over max_scan_size */
+	bool too_many_parts;
+	bool too_deep;
+	bool parse_error;	/* GMime could not parse it as MIME at all */
+};
+
+void mime_init(void);
+struct mime_content *mime_parse(const char *data, size_t len,
+    const struct mime_limits *limits);
+void mime_content_free(struct mime_content *content);
+char *mime_decode_header(const char *value, size_t len);
+
+#endif
