@@ -136,9 +136,11 @@ install: all
 	install -m 755 $(BUILD)/mxguard-milter $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(BUILD)/mxguard-policy $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(BUILD)/mxguard $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/mxguard/rules
+	install -m 644 rules/*.rules $(DESTDIR)$(PREFIX)/share/mxguard/rules/
 	test -e $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf || \
-		install -m 644 milter.conf.example \
-		$(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf
+		sed 's|^files = rules/\*\.rules$$|files = $(PREFIX)/share/mxguard/rules/*.rules|' \
+		milter.conf.example > $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf
 
 clean:
 	rm -rf build build-asan build-fuzz
