@@ -111,11 +111,15 @@ pool_failed(struct redis_pool *pool, const char *why)
 	pool->down = true;
 	pool->retry_at_ms = mxg_now_ms() + REDIS_BACKOFF_MS;
 	pthread_mutex_unlock(&pool->lock);
-	if (first)
-		log_msg(NULL, LOG_LEVEL_ERR, "redis %s%s%s: %s; "
-		    "failing fast until it answers again",
-		    pool->host ? pool->host : pool->path, pool->host ? ":" : "",
-		    pool->host ? "" : "", why);
+	if (first) {
+		char port[16] = "";
+
+		if (pool->host != NULL)
+			snprintf(port, sizeof(port), ":%d", pool->port);
+		log_msg(NULL, LOG_LEVEL_ERR, "redis %s%s: %s; failing fast "
+		    "until it answers again", pool->host ? pool->host :
+		    pool->path, port, why);
+	}
 }
 
 static void

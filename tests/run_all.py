@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Runs every test suite of `make test` and prints one total.
 
-Suites: the cmocka unit binaries, the integration tests (real Postfix,
-Redis and DNS on loopback) and the RFC 7208 SPF conformance suite. Each
-prints its own results; this adds them up and ends with the line
-`N passed, M failed`. Exit status 1 when any suite failed or could not run.
+Suites: the cmocka unit binaries, the CLI tests, the DKIM/DMARC tests
+(mxguard check against real DNS, messages signed by dkimpy and OpenDKIM),
+the integration tests (real Postfix, Redis and DNS on loopback) and the
+RFC 7208 SPF conformance suite. Each prints its own results; this adds
+them up and ends with the line `N passed, M failed`. Exit status 1 when
+any suite failed or could not run.
 """
 import argparse
 import glob
@@ -54,6 +56,10 @@ def main() -> int:
               sorted(glob.glob(os.path.join(build, "tests", "test_*")))]
     suites.append(("cli", [PY, "tests/integration/cli_check.py",
                            "--build", args.build]))
+    suites.append(("dkim-dmarc", [PY, "tests/integration/dkim_dmarc.py",
+                                  "--build", args.build]))
+    suites.append(("policy", [PY, "tests/integration/policy.py",
+                              "--build", args.build]))
     suites.append(("integration", [PY, "tests/integration/run.py",
                                    "--build", args.build]))
     suites.append(("spf-conformance", [PY, "tests/conformance/spf_suite.py",

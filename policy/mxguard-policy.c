@@ -1,0 +1,885 @@
+/*
+ * mxguard-policy - the Postfix SMTPD access policy delegation server
+ * (check_policy_service), on the same engine as the milter.
+ *
+ *	mxguard-policy [-f] [-c FILE]
+ *
+ * Postfix asks once per recipient (protocol_state=RCPT) with the client,
+ * HELO, sender and recipient; this server fills a struct message from
+ * those attributes, runs the engine's stages up to RCPT (SPF at MAIL,
+ * greylisting at RCPT: the same checks, Redis and keys as the milter)
+ * and turns what the engine decided into one action:
+ *
+ *	a forced outcome	the verdict's reply: "550 5.7.23 SPF: ..."
+ *				or "451 4.4.3 ..."
+ *	the recipient refused	"DEFER_IF_PERMIT 4.7.1 Greylisted, ..."
+ *				(a 5xx refusal: its reply as it is)
+ *	[spf] received_spf	"PREPEND Received-SPF: ...", the header the
+ *				engine writes, once per message (instance)
+ *	otherwise		"DUNNO"
+ *
+ * Any other protocol_state gets DUNNO. This file decides nothing itself:
+ * it translates attributes into a message and the verdict into actions.
+ *
+ * Threads: one per connection (up to [policy] max_connections), each with
+ * its own message and scan; the engine is shared. The main thread accepts
+ * and takes signals through a signalfd: SIGTERM and SIGINT stop the
+ * server (requests in flight are answered first), SIGHUP and SIGUSR1 are
+ * logged and ignored until reload exists.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/config.h"
+#include "../lib/engine.h"
+#include "../lib/log.h"
+#include "../lib/message.h"
+#include "../lib/mxg.h"
+#include "../lib/netlist.h"
+#include "../lib/strbuf.h"
+#include "policy_request.h"
+
+#ifndef MXG_SYSCONFDIR
+#define MXG_SYSCONFDIR "/etc/mxguard"
+#endif
+
+/* After SIGTERM: how long a half-read request may take to complete, and
+ * how long requests in flight (DNS, Redis) may take to be answered. */
+#define SHUTDOWN_GRACE_MS 5000
+#define SHUTDOWN_WAIT_MS 30000
+/* A bad request is read to its end to stay in step with the client, but
+ * not forever: past this many times max_request, the connection closes. */
+#define DISCARD_FACTOR 64
+#define READ_CHUNK 16384
+
+struct server {
+	struct config *cfg;
+	struct engine *engine;
+	struct netlist *allow;
+	int listen_fd;
+	char *unix_path;	/* our socket file, removed at exit */
+	int stop_pipe[2];	/* closing [1] wakes every connection */
+	pthread_mutex_t lock;
+	pthread_cond_t drained;
+	int nconnections;
+	unsigned long nextid;
+	int ready_fd;		/* to the waiting parent while daemonizing */
+};
+
+static struct server server = {
+	.listen_fd = -1,
+	.stop_pipe = {-1, -1},
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.ready_fd = -1,
+};
+
+struct connection {
+	int fd;
+	unsigned long id;
+	char peer[INET6_ADDRSTRLEN + 16];
+	struct policy_reader *reader;
+	struct message *msg;		/* made at the first RCPT request */
+	struct scan *scan;
+	char *prepended_instance;	/* the last message given Received-SPF */
+};
+
+/* Untrusted text goes into log lines and replies: one printable line. */
+static void
+make_printable(char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 32 || s[i] == 127)
+			s[i] = '?';
+}
+
+static const char *
+attr(const struct policy_request *req, enum policy_attr a)
+{
+	return req->attr[a] != NULL && *req->attr[a] != '\0' ?
+	    req->attr[a] : NULL;
+}
+
+/* ---------------------------------------------------------- decisions */
+
+/*
+ * The Received-SPF header the engine adds at end of message, taken now,
+ * at RCPT. engine_finish would first run the end-of-message stages, whose
+ * checks (DKIM, DMARC, greylisting by score) have no headers or body to
+ * judge here and would add symbols, or Redis state, about nothing: they
+ * are marked done so that only verdict and headers are made.
+ * Borrowed from the verdict; NULL when the engine adds none.
+ */
+static const char *
+received_spf_now(struct scan *scan)
+{
+	scan->stage_done[STAGE_EOH] = true;
+	scan->stage_done[STAGE_EOM] = true;
+	engine_finish(server.engine, scan);
+	for (size_t i = 0; i < scan->verdict->nheaders; i++)
+		if (strcasecmp(scan->verdict->headers[i].name,
+		    "Received-SPF") == 0)
+			return scan->verdict->headers[i].value;
+	return NULL;
+}
+
+static void
+fill_message(struct connection *conn, const struct policy_request *req)
+{
+	struct message *msg = conn->msg;
+	const char *addr = attr(req, POLICY_ATTR_CLIENT_ADDRESS);
+	const char *name = attr(req, POLICY_ATTR_CLIENT_NAME);
+	const char *value;
+
+	message_reset(msg);
+	scan_reset(conn->scan);
+	/* Only the verified name: a PTR name alone (reverse_client_name) is
+	 * the client's own claim and must not match skip_hostnames. */
+	if (name != NULL && strcmp(name, "unknown") == 0)
+		name = NULL;
+	if (message_set_client(msg, addr, name) < 0) {
+		char shown[64];
+
+		snprintf(shown, sizeof(shown), "%s", addr);
+		make_printable(shown, strlen(shown));
+		log_msg(NULL, LOG_LEVEL_NOTICE, "client_address=%s is not an "
+		    "address; judged as unknown", shown);
+		message_set_client(msg, NULL, name);
+	}
+	message_set_helo(msg, attr(req, POLICY_ATTR_HELO_NAME));
+	if ((value = attr(req, POLICY_ATTR_QUEUE_ID)) != NULL) {
+		message_set_queue_id(msg, value);
+		make_printable(msg->queue_id, strlen(msg->queue_id));
+	}
+	if (req->attr[POLICY_ATTR_SENDER] != NULL)
+		message_set_mail_from(msg, req->attr[POLICY_ATTR_SENDER]);
+	if ((value = attr(req, POLICY_ATTR_SASL_USERNAME)) != NULL)
+		msg->auth_user = mxg_strdup(value);
+	if ((value = attr(req, POLICY_ATTR_RECIPIENT)) != NULL)
+		message_add_rcpt(msg, value);
+}
+
+/* protocol_state=RCPT: the engine through RCPT, its answer as an action. */
+static void
+decide_rcpt(struct connection *conn, const struct policy_request *req,
+    struct strbuf *action)
+{
+	const struct config *cfg = server.cfg;
+	const char *instance = attr(req, POLICY_ATTR_INSTANCE);
+	struct scan *scan;
+	struct verdict *v;
+
+	if (conn->msg == NULL) {
+		conn->msg = message_new(cfg->milter.header_limit,
+		    cfg->milter.body_scan_limit);
+		conn->scan = scan_new(server.engine, conn->msg);
+	}
+	scan = conn->scan;
+	v = scan->verdict;
+	fill_message(conn, req);
+
+	if (engine_run_stage(server.engine, scan, STAGE_RCPT)) {
+		verdict_decide(v, cfg);
+		strbuf_puts(action, v->reply);
+		return;
+	}
+	if (scan->rcpt_refused_now) {
+		const struct rcpt_refusal *r = &scan->refused[scan->nrefused - 1];
+
+		verdict_decide(v, cfg);
+		/* DEFER_IF_PERMIT: a later reject in the restriction list
+		 * (say, reject_unauth_destination) still wins. */
+		if (r->reject)
+			strbuf_puts(action, r->reply);
+		else
+			strbuf_printf(action, "DEFER_IF_PERMIT %s %s",
+			    r->enhanced, r->text);
+		return;
+	}
+	/* Postfix asks once per recipient: one header per message. */
+	if (cfg->spf.received_spf && scan->spf.code != SPF_RES_NOT_CHECKED &&
+	    (instance == NULL || conn->prepended_instance == NULL ||
+	    strcmp(instance, conn->prepended_instance) != 0)) {
+		const char *value = received_spf_now(scan);
+
+		if (value != NULL) {
+			strbuf_printf(action, "PREPEND Received-SPF: %s", value);
+			free(conn->prepended_instance);
+			conn->prepended_instance = instance ?
+			    mxg_strdup(instance) : NULL;
+			return;
+		}
+	}
+	if (!scan->finished)
+		verdict_decide(v, cfg);
+	strbuf_puts(action, "DUNNO");
+}
+
+/* One request in, one action out (without "action="), one log line. */
+static void
+answer(struct connection *conn, const struct policy_request *req,
+    struct strbuf *action)
+{
+	const char *state = attr(req, POLICY_ATTR_PROTOCOL_STATE);
+	const char *request = attr(req, POLICY_ATTR_REQUEST);
+	char shown[64];
+
+	if (req->error != NULL) {
+		log_msg(NULL, LOG_LEVEL_ERR, "client %s: bad request: %s "
+		    "(line %zu; %zu lines, %zu bytes read); answered DUNNO",
+		    conn->peer, req->error, req->error_line, req->nattributes,
+		    req->bytes);
+		strbuf_puts(action, "DUNNO");
+		return;
+	}
+	if (request == NULL || strcmp(request, "smtpd_access_policy") != 0) {
+		snprintf(shown, sizeof(shown), "%s", request ? request : "");
+		make_printable(shown, strlen(shown));
+		log_msg(NULL, LOG_LEVEL_ERR, "client %s: bad request: "
+		    "request=%s, not smtpd_access_policy; answered DUNNO",
+		    conn->peer, shown);
+		strbuf_puts(action, "DUNNO");
+		return;
+	}
+	if (state == NULL || strcmp(state, "RCPT") != 0) {
+		/* Nothing is judged at the other states yet. */
+		if (log_enabled(LOG_LEVEL_DEBUG)) {
+			snprintf(shown, sizeof(shown), "%s", state ? state : "");
+			make_printable(shown, strlen(shown));
+			log_msg(NULL, LOG_LEVEL_DEBUG, "client %s: "
+			    "protocol_state=%s: DUNNO", conn->peer, shown);
+		}
+		strbuf_puts(action, "DUNNO");
+		return;
+	}
+
+	decide_rcpt(conn, req, action);
+	make_printable(action->data, action->len);
+
+	if (log_enabled(LOG_LEVEL_INFO)) {
+		struct strbuf line = STRBUF_INIT;
+		const char *rcpt = req->attr[POLICY_ATTR_RECIPIENT];
+
+		engine_summary(conn->scan, &line);
+		strbuf_printf(&line, " rcpt=<%s> policy=\"%s\"",
+		    rcpt ? rcpt : "", action->data);
+		make_printable(line.data, line.len);
+		log_msg(conn->msg->queue_id ? conn->msg->queue_id : "NOQUEUE",
+		    LOG_LEVEL_INFO, "%s", line.data);
+		strbuf_free(&line);
+	}
+}
+
+/* ---------------------------------------------------------- connections */
+
+static bool
+send_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		data += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Answers every request complete in data; false: close the connection. */
+static bool
+serve_bytes(struct connection *conn, const char *data, size_t len)
+{
+	while (len > 0) {
+		size_t used;
+		enum policy_feed_status st = policy_reader_feed(conn->reader,
+		    data, len, &used);
+
+		data += used;
+		len -= used;
+		if (st == POLICY_CLOSE) {
+			const struct policy_request *req =
+			    policy_reader_request(conn->reader);
+
+			log_msg(NULL, LOG_LEVEL_ERR, "client %s: bad request "
+			    "(%s, line %zu) still has no end after %zu "
+			    "bytes; connection closed",
+			    conn->peer, req->error, req->error_line,
+			    req->bytes);
+			return false;
+		}
+		if (st == POLICY_NEED_MORE)
+			return true;
+
+		struct strbuf action = STRBUF_INIT, reply = STRBUF_INIT;
+		answer(conn, policy_reader_request(conn->reader), &action);
+		policy_reader_next(conn->reader);
+		strbuf_printf(&reply, "action=%s\n\n", action.data);
+		bool sent = send_all(conn->fd, reply.data, reply.len);
+		strbuf_free(&action);
+		strbuf_free(&reply);
+		if (!sent) {
+			log_msg(NULL, LOG_LEVEL_NOTICE, "client %s: cannot send "
+			    "the answer: %s", conn->peer, strerror(errno));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+connection_free(struct connection *conn)
+{
+	close(conn->fd);
+	policy_reader_free(conn->reader);
+	scan_free(conn->scan);
+	message_free(conn->msg);
+	free(conn->prepended_instance);
+	free(conn);
+}
+
+static void *
+connection_main(void *arg)
+{
+	struct connection *conn = arg;
+	long idle_ms = server.cfg->policy.idle_timeout_ms;
+	bool stopping = false;
+	long long grace_until = 0;
+	char buf[READ_CHUNK];
+
+	for (;;) {
+		struct pollfd fds[2] = {
+			{conn->fd, POLLIN, 0},
+			{server.stop_pipe[0], POLLIN, 0},
+		};
+		int timeout = idle_ms <= 0 ? -1 :
+		    idle_ms > INT_MAX ? INT_MAX : (int)idle_ms;
+
+		if (stopping) {
+			/* Between requests: done. In the middle of one: give
+			 * it a moment to arrive, then answer it. */
+			if (!policy_reader_pending(conn->reader))
+				break;
+			long long left = grace_until - mxg_now_ms();
+			if (left <= 0) {
+				log_msg(NULL, LOG_LEVEL_NOTICE, "client %s: "
+				    "request still incomplete at shutdown; "
+				    "closed", conn->peer);
+				break;
+			}
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
+		}
+		int rc = poll(fds, stopping ? 1 : 2, timeout);
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg(NULL, LOG_LEVEL_ERR, "client %s: poll: %s",
+			    conn->peer, strerror(errno));
+			break;
+		}
+		if (rc == 0) {
+			if (stopping)
+				continue;
+			log_msg(NULL, policy_reader_pending(conn->reader) ?
+			    LOG_LEVEL_NOTICE : LOG_LEVEL_DEBUG, "client %s: "
+			    "idle for %ld ms%s; closed", conn->peer, idle_ms,
+			    policy_reader_pending(conn->reader) ?
+			    " in the middle of a request" : "");
+			break;
+		}
+		if (!stopping && fds[1].revents != 0) {
+			stopping = true;
+			grace_until = mxg_now_ms() + SHUTDOWN_GRACE_MS;
+		}
+		if (fds[0].revents == 0)
+			continue;
+
+		ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			log_msg(NULL, LOG_LEVEL_NOTICE, "client %s: read: %s",
+			    conn->peer, strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			if (policy_reader_pending(conn->reader))
+				log_msg(NULL, LOG_LEVEL_NOTICE, "client %s: "
+				    "closed in the middle of a request",
+				    conn->peer);
+			break;
+		}
+		if (!serve_bytes(conn, buf, (size_t)n))
+			break;
+	}
+	connection_free(conn);
+
+	pthread_mutex_lock(&server.lock);
+	server.nconnections--;
+	pthread_cond_broadcast(&server.drained);
+	pthread_mutex_unlock(&server.lock);
+	return NULL;
+}
+
+/* The peer as text, and whether [policy] allow lets it in. */
+static bool
+peer_allowed(const struct sockaddr_storage *ss, char *peer, size_t peerlen)
+{
+	char addr[INET6_ADDRSTRLEN] = "";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		port = ntohs(sin->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		port = ntohs(sin6->sin6_port);
+	} else {
+		/* A unix socket: its file mode says who may connect. */
+		snprintf(peer, peerlen, "unix:%s", server.unix_path);
+		return true;
+	}
+	snprintf(peer, peerlen, "%s:%d", addr, port);
+
+	struct message *probe = message_new(0, 0);
+	bool ok = message_set_client(probe, addr, NULL) == 0 &&
+	    netlist_contains(server.allow, probe);
+	message_free(probe);
+	return ok;
+}
+
+static void
+accept_one(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct connection *conn;
+	char peer[INET6_ADDRSTRLEN + 16];
+	int fd, max = server.cfg->policy.max_connections;
+
+	memset(&ss, 0, sizeof(ss));
+	fd = accept4(server.listen_fd, (struct sockaddr *)&ss, &sslen,
+	    SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_msg(NULL, LOG_LEVEL_ERR, "accept: %s",
+			    strerror(errno));
+			poll(NULL, 0, 100);	/* let connections end */
+		}
+		return;
+	}
+	if (!peer_allowed(&ss, peer, sizeof(peer))) {
+		log_msg(NULL, LOG_LEVEL_WARNING, "client %s is not in [policy] "
+		    "allow; closed", peer);
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&server.lock);
+	if (max > 0 && server.nconnections >= max) {
+		pthread_mutex_unlock(&server.lock);
+		log_msg(NULL, LOG_LEVEL_WARNING, "client %s: already %d "
+		    "connections ([policy] max_connections); closed", peer,
+		    max);
+		close(fd);
+		return;
+	}
+	server.nconnections++;
+	unsigned long id = ++server.nextid;
+	pthread_mutex_unlock(&server.lock);
+
+	/* A client that sends requests but never reads the answers must
+	 * not hold a thread forever. */
+	long idle_ms = server.cfg->policy.idle_timeout_ms;
+	if (idle_ms > 0) {
+		struct timeval tv = {idle_ms / 1000, (idle_ms % 1000) * 1000};
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+
+	conn = mxg_calloc(1, sizeof(*conn));
+	conn->fd = fd;
+	conn->id = id;
+	snprintf(conn->peer, sizeof(conn->peer), "%s", peer);
+	struct policy_limits limits = {
+		.max_line = server.cfg->policy.max_line,
+		.max_request = server.cfg->policy.max_request,
+		.max_attributes = (size_t)server.cfg->policy.max_attributes,
+	};
+	limits.max_discard = limits.max_request > SIZE_MAX / DISCARD_FACTOR ?
+	    SIZE_MAX : limits.max_request * DISCARD_FACTOR;
+	conn->reader = policy_reader_new(&limits);
+
+	pthread_attr_t attr;
+	pthread_t thread;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&thread, &attr, connection_main, conn);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "client %s: no thread for it: %s; "
+		    "closed", peer, strerror(rc));
+		connection_free(conn);
+		pthread_mutex_lock(&server.lock);
+		server.nconnections--;
+		pthread_mutex_unlock(&server.lock);
+		return;
+	}
+	log_msg(NULL, LOG_LEVEL_DEBUG, "client %s: connection %lu", peer, id);
+}
+
+/* ---------------------------------------------------------- start, stop */
+
+/* inet:PORT@HOST, inet6:PORT@HOST, inet:PORT (every address), unix:/PATH
+ * or local:/PATH; the config loader has checked the syntax. */
+static int
+listen_open(const char *spec, char *err)
+{
+	int fd = -1, one = 1;
+
+	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+		const char *path = strchr(spec, ':') + 1;
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		struct stat st;
+
+		if (strlen(path) >= sizeof(sun.sun_path))
+			return mxg_fail(err, MXG_EINVAL, "%s: path too long",
+			    spec);
+		strcpy(sun.sun_path, path);
+		/* A stale socket from an earlier run is replaced; any other
+		 * file there is not ours to remove. */
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode))
+				return mxg_fail(err, MXG_EIO, "%s exists and is "
+				    "not a socket", path);
+			unlink(path);
+		}
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+		    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+		    listen(fd, SOMAXCONN) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return mxg_fail(err, MXG_EIO, "%s: %s", spec,
+			    strerror(e));
+		}
+		/* Postfix connects as its own user: anyone may, as on the
+		 * default inet:...@127.0.0.1, and the directory the socket is
+		 * in is what restricts it. */
+		if (chmod(path, 0666) < 0)
+			log_msg(NULL, LOG_LEVEL_WARNING, "chmod %s: %s", path,
+			    strerror(errno));
+		server.unix_path = mxg_strdup(path);
+		server.listen_fd = fd;
+		return MXG_OK;
+	}
+
+	bool v6 = strncmp(spec, "inet6:", 6) == 0;
+	char *copy = mxg_strdup(strchr(spec, ':') + 1);
+	char *at = strchr(copy, '@');
+	const char *host = NULL;
+	struct addrinfo hints, *res = NULL, *ai;
+	int rc, e = 0;
+
+	if (at != NULL) {
+		*at = '\0';
+		host = at + 1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = v6 ? AF_INET6 : AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, copy, &hints, &res)) != 0) {
+		mxg_fail(err, MXG_EINVAL, "%s: %s", spec, gai_strerror(rc));
+		free(copy);
+		return MXG_EINVAL;
+	}
+	free(copy);
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, SOMAXCONN) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return mxg_fail(err, MXG_EIO, "%s: %s", spec, strerror(e));
+	server.listen_fd = fd;
+	return MXG_OK;
+}
+
+/* Detaches; the parent waits until the child says it is ready (exit 0)
+ * or fails (the child's exit status), so that a service manager sees a
+ * failure to start. */
+static int
+daemon_start(void)
+{
+	int pipefd[2];
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid > 0) {
+		char c;
+		ssize_t n;
+
+		int status;
+
+		close(pipefd[1]);
+		do
+			n = read(pipefd[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1)
+			_exit(0);
+		/* The child failed: exit as it did. */
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		    WEXITSTATUS(status) != 0)
+			_exit(WEXITSTATUS(status));
+		_exit(1);
+	}
+	close(pipefd[0]);
+	server.ready_fd = pipefd[1];
+	if (setsid() < 0)
+		return -1;
+	return chdir("/");
+}
+
+static void
+daemon_ready(void)
+{
+	if (server.ready_fd < 0)
+		return;
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	(void)!write(server.ready_fd, "r", 1);
+	close(server.ready_fd);
+	server.ready_fd = -1;
+}
+
+static int
+write_pidfile(const char *path)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL) {
+		log_msg(NULL, LOG_LEVEL_ERR, "pidfile %s: %s", path,
+		    strerror(errno));
+		if (server.ready_fd >= 0)	/* stderr is still the caller's */
+			fprintf(stderr, "mxguard-policy: pidfile %s: %s\n",
+			    path, strerror(errno));
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* Waits for the connections to finish; false if some are still busy. */
+static bool
+drain_connections(void)
+{
+	struct timespec deadline;
+	bool drained;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += SHUTDOWN_WAIT_MS / 1000;
+	pthread_mutex_lock(&server.lock);
+	while (server.nconnections > 0)
+		if (pthread_cond_timedwait(&server.drained, &server.lock,
+		    &deadline) == ETIMEDOUT)
+			break;
+	drained = server.nconnections == 0;
+	if (!drained)
+		log_msg(NULL, LOG_LEVEL_WARNING, "%d connections still busy "
+		    "after %d s; exiting without them", server.nconnections,
+		    SHUTDOWN_WAIT_MS / 1000);
+	pthread_mutex_unlock(&server.lock);
+	return drained;
+}
+
+/* Accepts until SIGTERM or SIGINT. */
+static void
+serve(int sigfd)
+{
+	for (;;) {
+		struct pollfd fds[2] = {
+			{server.listen_fd, POLLIN, 0},
+			{sigfd, POLLIN, 0},
+		};
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg(NULL, LOG_LEVEL_ERR, "poll: %s", strerror(errno));
+			return;
+		}
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGTERM ||
+				    si.ssi_signo == SIGINT) {
+					log_msg(NULL, LOG_LEVEL_NOTICE, "%s: "
+					    "stopping", strsignal(
+					    (int)si.ssi_signo));
+					return;
+				}
+				log_msg(NULL, LOG_LEVEL_NOTICE, "%s: ignored "
+				    "(no reload yet)", strsignal(
+				    (int)si.ssi_signo));
+			}
+		}
+		if (fds[0].revents & POLLIN)
+			accept_one();
+	}
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: mxguard-policy [-f] [-c FILE]\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -c FILE  config file (default %s/mxguard.conf)\n",
+	    MXG_SYSCONFDIR);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = MXG_SYSCONFDIR "/mxguard.conf";
+	bool foreground = false;
+	char err[MXG_ERRLEN];
+	int opt, sigfd;
+
+	while ((opt = getopt(argc, argv, "fc:h")) != -1) {
+		switch (opt) {
+		case 'f': foreground = true; break;
+		case 'c': config_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(config_path, &server.cfg, err) != 0) {
+		fprintf(stderr, "mxguard-policy: %s\n", err);
+		return 2;
+	}
+	if (netlist_parse(server.cfg->policy.allow, &server.allow, err) != 0) {
+		fprintf(stderr, "mxguard-policy: %s: [policy] allow: %s\n",
+		    config_path, err);
+		return 2;
+	}
+	log_init("mxguard-policy", foreground, server.cfg->milter.log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Listen first, so that a port in use is an error at start. */
+	if (listen_open(server.cfg->policy.listen, err) != 0) {
+		fprintf(stderr, "mxguard-policy: cannot listen: %s\n", err);
+		return 1;
+	}
+	fcntl(server.listen_fd, F_SETFL,
+	    fcntl(server.listen_fd, F_GETFL) | O_NONBLOCK);
+	if (!foreground && daemon_start() < 0) {
+		fprintf(stderr, "mxguard-policy: cannot daemonize: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+
+	/* Every thread (the engine's resolver thread included) inherits
+	 * this mask, so the signals only ever arrive through sigfd. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	sigaddset(&signals, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	if ((sigfd = signalfd(-1, &signals, SFD_CLOEXEC)) < 0 ||
+	    pipe2(server.stop_pipe, O_CLOEXEC) < 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "signalfd or pipe: %s",
+		    strerror(errno));
+		return 1;
+	}
+	pthread_condattr_t cattr;
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&server.drained, &cattr);
+	pthread_condattr_destroy(&cattr);
+
+	/* The resolver thread must start after the fork. */
+	if (engine_new(server.cfg, &server.engine, err) != 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
+		if (!foreground)	/* stderr is still the caller's */
+			fprintf(stderr, "mxguard-policy: %s\n", err);
+		return 2;
+	}
+	if (server.cfg->greylist.enabled &&
+	    server.cfg->greylist.mode != GREYLIST_MODE_TRIPLET)
+		log_msg(NULL, LOG_LEVEL_NOTICE, "[greylist] mode = score needs "
+		    "the message content: this server does not greylist");
+	if (server.cfg->policy.pidfile != NULL &&
+	    write_pidfile(server.cfg->policy.pidfile) < 0)
+		return 1;
+
+	log_msg(NULL, LOG_LEVEL_NOTICE, "listening on %s",
+	    server.cfg->policy.listen);
+	daemon_ready();
+	serve(sigfd);
+
+	/* Stop accepting; wake idle connections; answer what is in flight. */
+	close(server.listen_fd);
+	if (server.unix_path != NULL)
+		unlink(server.unix_path);
+	close(server.stop_pipe[1]);
+	bool drained = drain_connections();
+	log_msg(NULL, LOG_LEVEL_NOTICE, "stopped");
+
+	if (server.cfg->policy.pidfile != NULL)
+		unlink(server.cfg->policy.pidfile);
+	if (!drained)
+		return 1;	/* threads may still use the engine: no frees */
+	engine_free(server.engine);
+	netlist_free(server.allow);
+	close(server.stop_pipe[0]);
+	close(sigfd);
+	free(server.unix_path);
+	config_free(server.cfg);
+	return 0;
+}
