@@ -328,31 +328,45 @@ append_quoted(struct strbuf *sb, const char *key, const char *value)
 	strbuf_puts(sb, "\";");
 }
 
-static void
-add_received_spf(struct scan *scan)
+static const char *
+authserv_id_of(const struct engine *engine, const struct scan *scan)
+{
+	const char *id = scan->cfg->milter.authserv_id;
+
+	if (id == NULL)
+		id = scan->msg->mta_name;
+	if (id == NULL || *id == '\0')
+		id = engine->hostname;
+	return id;
+}
+
+bool
+engine_received_spf(const struct engine *engine, const struct scan *scan,
+    struct strbuf *sb)
 {
 	const struct spf_result *r = &scan->spf;
 	const struct message *msg = scan->msg;
-	struct strbuf sb = STRBUF_INIT;
 
-	strbuf_puts(&sb, spf_result_name(r->code));
+	if (r->code == SPF_RES_NOT_CHECKED)
+		return false;
+
+	strbuf_puts(sb, spf_result_name(r->code));
 	if (r->comment != NULL) {
-		strbuf_puts(&sb, " (");
+		strbuf_puts(sb, " (");
 		for (const char *p = r->comment; *p; p++)
-			strbuf_putc(&sb, (*p == '(' || *p == ')' ||
+			strbuf_putc(sb, (*p == '(' || *p == ')' ||
 			    (unsigned char)*p < 32) ? ' ' : *p);
-		strbuf_putc(&sb, ')');
+		strbuf_putc(sb, ')');
 	}
 	if (msg->client_addr != NULL)
-		strbuf_printf(&sb, " client-ip=%s;", msg->client_addr);
+		strbuf_printf(sb, " client-ip=%s;", msg->client_addr);
 	if (msg->mail_from != NULL)
-		append_quoted(&sb, " envelope-from=", msg->mail_from);
+		append_quoted(sb, " envelope-from=", msg->mail_from);
 	if (msg->helo != NULL)
-		append_quoted(&sb, " helo=", msg->helo);
-	strbuf_printf(&sb, " receiver=%s; identity=%s;", scan->authserv_id,
-	    r->identity);
-	verdict_add_header(scan->verdict, "Received-SPF", sb.data);
-	strbuf_free(&sb);
+		append_quoted(sb, " helo=", msg->helo);
+	strbuf_printf(sb, " receiver=%s; identity=%s;",
+	    authserv_id_of(engine, scan), r->identity);
+	return true;
 }
 
 static void
@@ -391,11 +405,7 @@ engine_finish(struct engine *engine, struct scan *scan)
 		engine_run_stage(engine, scan, STAGE_EOM);
 	verdict_decide(scan->verdict, scan->cfg);
 
-	id = scan->cfg->milter.authserv_id;
-	if (id == NULL)
-		id = msg->mta_name;
-	if (id == NULL || *id == '\0')
-		id = engine->hostname;
+	id = authserv_id_of(engine, scan);
 	scan->authserv_id = mxg_strdup(id);
 
 	/* RFC 8601 5: results that claim to be ours but came from outside
@@ -422,9 +432,11 @@ engine_finish(struct engine *engine, struct scan *scan)
 	char *ar = authres_format(id, scan->verdict, "\n\t");
 	verdict_add_header(scan->verdict, "Authentication-Results", ar);
 	free(ar);
+	struct strbuf spf = STRBUF_INIT;
 	if (scan->cfg->spf.received_spf &&
-	    scan->spf.code != SPF_RES_NOT_CHECKED)
-		add_received_spf(scan);
+	    engine_received_spf(engine, scan, &spf))
+		verdict_add_header(scan->verdict, "Received-SPF", spf.data);
+	strbuf_free(&spf);
 	add_spam_headers(scan);
 }
 

@@ -35,6 +35,11 @@
  *	to add (Authentication-Results, Received-SPF, X-Spam-*) and the
  *	forged Authentication-Results to remove.
  *
+ * engine_received_spf(engine, scan, sb)
+ *	Appends the Received-SPF header value (RFC 7208 9.1) for the SPF
+ *	result so far; false when SPF has not run. For the policy server,
+ *	which prepends it at RCPT time, and for engine_finish.
+ *
  * engine_summary(scan, buf)
  *	The one log line about the message (without queue id).
  *
@@ -116,6 +121,8 @@ bool engine_run_stage(struct engine *engine, struct scan *scan,
 void engine_body(struct engine *engine, struct scan *scan, const char *chunk,
     size_t len);
 void engine_finish(struct engine *engine, struct scan *scan);
+bool engine_received_spf(const struct engine *engine, const struct scan *scan,
+    struct strbuf *sb);
 void engine_summary(const struct scan *scan, struct strbuf *line);
 
 void scan_add_symbol(struct scan *scan, const char *name, const char *detail);

@@ -118,27 +118,6 @@ attr(const struct policy_request *req, enum policy_attr a)
 
 /* ---------------------------------------------------------- decisions */
 
-/*
- * The Received-SPF header the engine adds at end of message, taken now,
- * at RCPT. engine_finish would first run the end-of-message stages, whose
- * checks (DKIM, DMARC, greylisting by score) have no headers or body to
- * judge here and would add symbols, or Redis state, about nothing: they
- * are marked done so that only verdict and headers are made.
- * Borrowed from the verdict; NULL when the engine adds none.
- */
-static const char *
-received_spf_now(struct scan *scan)
-{
-	scan->stage_done[STAGE_EOH] = true;
-	scan->stage_done[STAGE_EOM] = true;
-	engine_finish(server.engine, scan);
-	for (size_t i = 0; i < scan->verdict->nheaders; i++)
-		if (strcasecmp(scan->verdict->headers[i].name,
-		    "Received-SPF") == 0)
-			return scan->verdict->headers[i].value;
-	return NULL;
-}
-
 static void
 fill_message(struct connection *conn, const struct policy_request *req)
 {
@@ -216,15 +195,18 @@ decide_rcpt(struct connection *conn, const struct policy_request *req,
 	if (cfg->spf.received_spf && scan->spf.code != SPF_RES_NOT_CHECKED &&
 	    (instance == NULL || conn->prepended_instance == NULL ||
 	    strcmp(instance, conn->prepended_instance) != 0)) {
-		const char *value = received_spf_now(scan);
+		struct strbuf value = STRBUF_INIT;
 
-		if (value != NULL) {
-			strbuf_printf(action, "PREPEND Received-SPF: %s", value);
+		if (engine_received_spf(server.engine, scan, &value)) {
+			strbuf_printf(action, "PREPEND Received-SPF: %s",
+			    value.data);
+			strbuf_free(&value);
 			free(conn->prepended_instance);
 			conn->prepended_instance = instance ?
 			    mxg_strdup(instance) : NULL;
 			return;
 		}
+		strbuf_free(&value);
 	}
 	if (!scan->finished)
 		verdict_decide(v, cfg);
