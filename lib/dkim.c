@@ -50,7 +50,63 @@ struct dkim_message {
 	bool failed;		/* libopendkim refused the message */
 	struct dkim_prefetch prefetch[DKIM_PREFETCH_MAX];
 	int nprefetch;
+	/* Keys that libopendkim is told are missing while the truth is
+	 * different: see dkim_key_lookup. */
+	struct key_problem {
+		char name[DKIM_KEY_NAME_MAX];
+		enum dkim_result_code code;
+		const char *reason;
+	} problems[DKIM_PREFETCH_MAX];
+	int nproblems;
 };
+
+static void
+note_problem(struct dkim_message *m, const char *name,
+    enum dkim_result_code code, const char *reason)
+{
+	if (m->nproblems == DKIM_PREFETCH_MAX)
+		return;
+	snprintf(m->problems[m->nproblems].name, DKIM_KEY_NAME_MAX, "%s", name);
+	m->problems[m->nproblems].code = code;
+	m->problems[m->nproblems].reason = reason;
+	m->nproblems++;
+}
+
+static const struct key_problem *
+find_problem(const struct dkim_message *m, const char *name)
+{
+	for (int i = 0; i < m->nproblems; i++)
+		if (strcasecmp(m->problems[i].name, name) == 0)
+			return &m->problems[i];
+	return NULL;
+}
+
+/* "rsa" or "ed25519" from a key record's k= (default rsa, RFC 6376). */
+static bool
+key_type_matches(const char *record, const char *algorithm)
+{
+	const char *p = record;
+	char k[32] = "rsa";
+
+	while (p != NULL && *p) {
+		p += strspn(p, " \t;");
+		if (p[0] == 'k' && p[strspn(p + 1, " \t") + 1] == '=') {
+			const char *v = strchr(p, '=') + 1;
+			v += strspn(v, " \t");
+			size_t n = strcspn(v, "; \t");
+			snprintf(k, sizeof(k), "%.*s", (int)n, v);
+			break;
+		}
+		p = strchr(p, ';');
+	}
+	if (algorithm == NULL)
+		return true;
+	if (strncmp(algorithm, "ed25519", 7) == 0)
+		return strcasecmp(k, "ed25519") == 0;
+	if (strncmp(algorithm, "rsa", 3) == 0)
+		return strcasecmp(k, "rsa") == 0;
+	return true;
+}
 
 const char *
 dkim_result_name(enum dkim_result_code code)
@@ -138,8 +194,24 @@ dkim_key_lookup(DKIM *handle, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
 		rc = DKIM_CBSTAT_NOTFOUND;
 		break;
 	default:
-		rc = DKIM_CBSTAT_TRYAGAIN;
+		/* libopendkim stops evaluating every other signature after
+		 * a TRYAGAIN: it is told the key is missing, and the real
+		 * outcome, temperror, is noted for judge_signature. */
+		note_problem(m, name, DKIM_RES_TEMPERROR,
+		    "key lookup failed (DNS), try again later");
+		rc = DKIM_CBSTAT_NOTFOUND;
 		break;
+	}
+	/* RFC 6376 3.6.1: a key of another type than the signature's
+	 * algorithm cannot verify it; libopendkim does not check k=. */
+	if (rc == DKIM_CBSTAT_CONTINUE) {
+		const char *alg = (const char *)dkim_sig_gettagvalue(sig, false,
+		    (u_char *)"a");
+		if (!key_type_matches((const char *)buf, alg)) {
+			note_problem(m, name, DKIM_RES_PERMERROR,
+			    "key type (k=) does not match the algorithm");
+			rc = DKIM_CBSTAT_NOTFOUND;
+		}
 	}
 	/* A prefetched query may be waited for once: forget it. */
 	for (int i = 0; i < m->nprefetch; i++)
@@ -319,11 +391,19 @@ dkim_message_start(struct dkim_state *state, struct scan *scan)
 	dkim_set_user_context(m->handle, m);
 	struct strbuf line = STRBUF_INIT;
 	for (size_t i = 0; i < msg->nheaders; i++) {
+		const struct header *h = &msg->headers[i];
+
 		strbuf_reset(&line);
-		strbuf_puts(&line, msg->headers[i].name);
+		strbuf_puts(&line, h->name);
 		strbuf_puts(&line, ": ");
-		strbuf_append(&line, msg->headers[i].value,
-		    msg->headers[i].value_len);
+		/* libmilter hands folded values over with bare LF; the
+		 * signer hashed CRLF (relaxed and simple alike). */
+		for (size_t k = 0; k < h->value_len; k++) {
+			if (h->value[k] == '\n' && (k == 0 ||
+			    h->value[k - 1] != '\r'))
+				strbuf_putc(&line, '\r');
+			strbuf_putc(&line, h->value[k]);
+		}
 		/* A header libopendkim cannot take (NUL bytes, no colon)
 		 * only means its signature will not verify. */
 		(void)dkim_header(m->handle, (u_char *)line.data, line.len);
@@ -350,7 +430,19 @@ static const char *
 algorithm_name(DKIM_SIGINFO *sig)
 {
 	dkim_alg_t alg;
+	const char *a = (const char *)dkim_sig_gettagvalue(sig, false,
+	    (u_char *)"a");
 
+	/* The a= tag as written: libopendkim leaves its parsed algorithm
+	 * at 0 (rsa-sha1) for a signature it refused early. */
+	if (a != NULL) {
+		static const char *const known[] = {"rsa-sha256",
+		    "ed25519-sha256", "rsa-sha1"};
+		for (size_t i = 0; i < 3; i++)
+			if (strcasecmp(a, known[i]) == 0)
+				return known[i];
+		return "unknown";
+	}
 	if (dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK)
 		return "unknown";
 	switch (alg) {
@@ -407,8 +499,53 @@ classify_error(int err)
 }
 
 /* One signature's outcome, from libopendkim's flags and error. */
+/* RFC 6376 3.2: a tag list with a tag twice is invalid. Works on the
+ * raw header value: any bytes, NUL included. */
+static bool
+has_duplicate_tags(const struct header *h)
+{
+	char names[64][16];
+	int n = 0;
+	const char *v = h->value, *end = h->value + h->value_len;
+
+	while (v < end && n < 64) {
+		while (v < end && (isspace((unsigned char)*v) || *v == ';'))
+			v++;
+		const char *start = v;
+		while (v < end && *v != '=' && *v != ';')
+			v++;
+		const char *stop = v;
+		while (stop > start && isspace((unsigned char)stop[-1]))
+			stop--;
+		if (stop > start && (size_t)(stop - start) < sizeof(names[0])) {
+			snprintf(names[n], sizeof(names[0]), "%.*s",
+			    (int)(stop - start), start);
+			for (int j = 0; j < n; j++)
+				if (strcmp(names[j], names[n]) == 0)
+					return true;
+			n++;
+		}
+		while (v < end && *v != ';')
+			v++;
+	}
+	return false;
+}
+
+/* The index-th DKIM-Signature header (libopendkim lists signatures in
+ * the order of their headers). */
+static const struct header *
+signature_header(const struct message *msg, int index)
+{
+	for (size_t i = 0; i < msg->nheaders; i++)
+		if (strcasecmp(msg->headers[i].name, "DKIM-Signature") == 0 &&
+		    index-- == 0)
+			return &msg->headers[i];
+	return NULL;
+}
+
 static void
-judge_signature(struct dkim_state *state, DKIM_SIGINFO *sig,
+judge_signature(struct dkim_state *state, const struct dkim_message *m,
+    const struct header *header, DKIM_SIGINFO *sig,
     struct dkim_signature_result *r)
 {
 	unsigned int flags = dkim_sig_getflags(sig);
@@ -433,6 +570,19 @@ judge_signature(struct dkim_state *state, DKIM_SIGINFO *sig,
 		r->b[o] = '\0';
 	}
 
+	char name[DKIM_KEY_NAME_MAX];
+	key_name(name, sizeof(name), r->selector, r->domain);
+	const struct key_problem *problem = find_problem(m, name);
+	if (problem != NULL) {
+		r->code = problem->code;
+		r->reason = mxg_strdup(problem->reason);
+		return;
+	}
+	if (header != NULL && has_duplicate_tags(header)) {
+		r->code = DKIM_RES_NEUTRAL;
+		r->reason = mxg_strdup("a tag appears twice (RFC 6376 3.2)");
+		return;
+	}
 	if ((flags & DKIM_SIGFLAG_PASSED) &&
 	    dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH) {
 		r->code = DKIM_RES_PASS;
@@ -547,7 +697,8 @@ dkim_run(void *p, struct scan *scan)
 	for (int i = 0; i < nsigs; i++) {
 		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
 			continue;
-		judge_signature(state, sigs[i], &res->sigs[res->count++]);
+		judge_signature(state, m, signature_header(scan->msg, i),
+		    sigs[i], &res->sigs[res->count++]);
 	}
 	if (m->failed && res->count == 0)
 		log_msg(scan->msg->queue_id, LOG_LEVEL_NOTICE, "dkim: "

@@ -198,23 +198,43 @@ fail_reply:
 	return c;
 }
 
+/* A context for one command: an idle one (*reused set) or a new one. */
 static redisContext *
-borrow(struct redis_pool *pool, char *err)
+borrow(struct redis_pool *pool, bool *reused, char *err)
 {
 	redisContext *c = NULL;
 
+	*reused = false;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->down && mxg_now_ms() < pool->retry_at_ms) {
 		pthread_mutex_unlock(&pool->lock);
 		mxg_fail(err, MXG_EIO, "redis is down (retrying shortly)");
 		return NULL;
 	}
-	if (pool->nidle > 0)
+	if (pool->nidle > 0) {
 		c = pool->idle[--pool->nidle];
+		*reused = true;
+	}
 	pthread_mutex_unlock(&pool->lock);
 	if (c == NULL && (c = connect_one(pool, err)) == NULL)
 		pool_failed(pool, err);
 	return c;
+}
+
+/* After Redis restarted, every idle context is dead: drop them all. */
+static void
+drop_idle(struct redis_pool *pool)
+{
+	redisContext *dead[REDIS_POOL_IDLE_MAX];
+	int n;
+
+	pthread_mutex_lock(&pool->lock);
+	n = pool->nidle;
+	memcpy(dead, pool->idle, (size_t)n * sizeof(*dead));
+	pool->nidle = 0;
+	pthread_mutex_unlock(&pool->lock);
+	for (int i = 0; i < n; i++)
+		redisFree(dead[i]);
 }
 
 static void
@@ -245,7 +265,6 @@ run(struct redis_pool *pool, redisContext *c, int argc, const char **argv,
 	if (r == NULL) {
 		mxg_fail(err, MXG_EIO, "%s", c->err ? c->errstr :
 		    "no reply");
-		pool_failed(pool, err);
 		return NULL;
 	}
 	pool_succeeded(pool);
@@ -257,18 +276,50 @@ run(struct redis_pool *pool, redisContext *c, int argc, const char **argv,
 	return r;
 }
 
+/*
+ * Runs one command, or a script (when script is not NULL). A pooled
+ * context that fails at once is most likely from before a Redis
+ * restart: the idle ones are dropped and the command is tried once more
+ * on a new connection before Redis counts as down.
+ */
+static redisReply *run_script_on(struct redis_pool *pool, redisContext *c,
+    struct redis_script *script, int nkeys, const char **argv,
+    const size_t *argvlen, int argc, char *err);
+
+static redisReply *
+run_with_retry(struct redis_pool *pool, struct redis_script *script,
+    int nkeys, const char **argv, const size_t *argvlen, int argc, char *err)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused;
+		redisContext *c = borrow(pool, &reused, err);
+		redisReply *r;
+
+		if (c == NULL)
+			return NULL;
+		r = script ? run_script_on(pool, c, script, nkeys, argv,
+		    argvlen, argc, err) : run(pool, c, argc, argv, argvlen,
+		    false, err);
+		bool broken = c->err != 0;
+		give_back(pool, c);
+		if (!broken)
+			return r;
+		if (r != NULL)
+			freeReplyObject(r);
+		if (!reused || attempt == 1) {
+			pool_failed(pool, err);
+			return NULL;
+		}
+		drop_idle(pool);
+	}
+	return NULL;
+}
+
 redisReply *
 redis_run_command(struct redis_pool *pool, const char **argv,
     const size_t *argvlen, int argc, char *err)
 {
-	redisContext *c = borrow(pool, err);
-	redisReply *r;
-
-	if (c == NULL)
-		return NULL;
-	r = run(pool, c, argc, argv, argvlen, false, err);
-	give_back(pool, c);
-	return r;
+	return run_with_retry(pool, NULL, 0, argv, argvlen, argc, err);
 }
 
 static bool
@@ -298,19 +349,23 @@ redis_run_script(struct redis_pool *pool, struct redis_script *script,
     int nkeys, const char **argv, const size_t *argvlen, int argc,
     char *err)
 {
-	redisContext *c = borrow(pool, err);
+	if (argc + 3 > 32) {
+		mxg_fail(err, MXG_EINVAL, "too many script arguments");
+		return NULL;
+	}
+	return run_with_retry(pool, script, nkeys, argv, argvlen, argc, err);
+}
+
+static redisReply *
+run_script_on(struct redis_pool *pool, redisContext *c,
+    struct redis_script *script, int nkeys, const char **argv,
+    const size_t *argvlen, int argc, char *err)
+{
 	redisReply *r = NULL;
 	char sha[41], nkeys_text[16];
 	const char *full[32];
 	size_t fulllen[32];
 
-	if (c == NULL)
-		return NULL;
-	if (argc + 3 > 32) {
-		give_back(pool, c);
-		mxg_fail(err, MXG_EINVAL, "too many script arguments");
-		return NULL;
-	}
 	snprintf(nkeys_text, sizeof(nkeys_text), "%d", nkeys);
 	mxg_fail(err, MXG_EIO, "the script could not be loaded");
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -352,6 +407,5 @@ redis_run_script(struct redis_pool *pool, struct redis_script *script,
 		}
 		break;
 	}
-	give_back(pool, c);
 	return r;
 }

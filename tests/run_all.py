@@ -56,10 +56,10 @@ def main() -> int:
               sorted(glob.glob(os.path.join(build, "tests", "test_*")))]
     suites.append(("cli", [PY, "tests/integration/cli_check.py",
                            "--build", args.build]))
-    suites.append(("dkim-dmarc", [PY, "tests/integration/dkim_dmarc.py",
-                                  "--build", args.build]))
-    suites.append(("policy", [PY, "tests/integration/policy.py",
-                              "--build", args.build]))
+    for name in ("policy", "dkim_dmarc", "greylist_cli", "greylist_postfix"):
+        suites.append((name.replace("_", "-"),
+                       [PY, f"tests/integration/{name}.py", "--build",
+                        args.build]))
     suites.append(("integration", [PY, "tests/integration/run.py",
                                    "--build", args.build]))
     suites.append(("spf-conformance", [PY, "tests/conformance/spf_suite.py",

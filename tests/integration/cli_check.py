@@ -40,7 +40,16 @@ def check(args: list[str], stdin: bytes = b"", conf: str | None = None) -> subpr
                           capture_output=True, timeout=60)
 
 
+CASES = []
+
+
 def case(fn):
+    """Registers a test; main() runs them once --build is known."""
+    CASES.append(fn)
+    return fn
+
+
+def run_case(fn):
     try:
         fn()
         RESULTS.append((fn.__name__, None))
@@ -48,7 +57,6 @@ def case(fn):
         RESULTS.append((fn.__name__, str(e) or "assertion failed"))
     except Exception as e:  # a crash of the test itself is a failure too
         RESULTS.append((fn.__name__, f"{type(e).__name__}: {e}"))
-    return fn
 
 
 def expect_json(p: subprocess.CompletedProcess) -> dict:
@@ -262,6 +270,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     BIN = os.path.join(ROOT, ap.parse_args().build, "mxguard")
+    for fn in CASES:
+        run_case(fn)
     failed = 0
     for name, why in RESULTS:
         if why is None:

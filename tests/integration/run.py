@@ -11,7 +11,10 @@ USAGE
 
     Mail is sent with swaks through XCLIENT, so that Postfix and the milter
     see a TEST-NET client (192.0.2.N) instead of 127.0.0.1, which libspf2
-    would let pass unconditionally.
+    would let pass unconditionally.  DKIM-signed mail is signed by dkimpy
+    with a key made at start (tests/harness/dkimkeys.py) and published in
+    the test zones; DKIM and DMARC cases beyond these Postfix rows are in
+    tests/integration/dkim_dmarc.py.
 
     Each test prints "ok - NAME" or "not ok - NAME: REASON" (with "#"
     diagnostic lines after it); the last line is "N passed, M failed".
@@ -48,6 +51,7 @@ if "--build" in sys.argv:
 
 from mta import (Milter, MilterShutdownError, Postfix, Redis, SmtpSink,  # noqa: E402
                  free_port, swaks, wait_for)
+from dkimkeys import KeyPair, make_message, sign_dkimpy  # noqa: E402
 
 AUTHSERV_ID = "mx.test.local"
 RCPT = "rcpt@dest.example"
@@ -65,13 +69,28 @@ RECORDS = [
     # Every query for this name fails (REFUSED -> SERVFAIL in the milter's
     # resolver): SPF temperror.
     ("temperror.test", "TIMEOUT", None),
+    # DMARC: From domains whose policy a message sent from pass.test (SPF
+    # pass, not aligned, no signature) fails.
+    ("_dmarc.dmarc-reject.test", "TXT", "v=DMARC1; p=reject"),
+    ("_dmarc.dmarc-quarantine.test", "TXT", "v=DMARC1; p=quarantine"),
+    # DKIM: signed.test signs its mail (key record added at start, the key
+    # is generated then) and publishes p=reject.
+    ("signed.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all"),
+    ("_dmarc.signed.test", "TXT", "v=DMARC1; p=reject"),
 ]
+DKIM_SELECTOR = "it"
+DKIM_DOMAIN = "signed.test"
 HELO_CLIENT = "192.0.2.25"
 
 
 def milter_config(port, nameserver, workdir, received_spf="yes",
                   on_error="tempfail", reject_fail="yes", spf_enabled="yes",
-                  dns_timeout="2s"):
+                  dns_timeout="2s", dmarc_quarantine=None):
+    # [dkim] and [dmarc] run with their defaults (both enabled, DMARC
+    # enforced); only what a test changes is written.
+    extra = ""
+    if dmarc_quarantine is not None:
+        extra += "\n[dmarc]\nquarantine = %s\n" % dmarc_quarantine
     return """\
 [milter]
 socket = inet:{port}@127.0.0.1
@@ -90,7 +109,7 @@ received_spf = {received_spf}
 """.format(port=port, workdir=workdir, authserv_id=AUTHSERV_ID,
            nameserver=nameserver, dns_timeout=dns_timeout, on_error=on_error,
            spf_enabled=spf_enabled, reject_fail=reject_fail,
-           received_spf=received_spf)
+           received_spf=received_spf) + extra
 
 
 # ---------------------------------------------------------------- environment
@@ -112,7 +131,9 @@ class Env:
         dns_dir = os.path.join(self.workdir, "dns")
         os.makedirs(dns_dir)
         self.dns = DnsServer(dns_dir)
-        self.dns.set_records(RECORDS)
+        self.dkim_key = KeyPair.rsa(DKIM_SELECTOR, DKIM_DOMAIN, 2048,
+                                    os.path.join(self.workdir, "keys"))
+        self.dns.set_records(RECORDS + [self.dkim_key.record()])
         self.dns.start()
         self.redis = Redis(self.workdir).start()
         self.sink = SmtpSink(self.workdir).start()
@@ -156,16 +177,27 @@ class Env:
         return "192.0.2.%d" % self._client
 
     def send(self, mail_from, helo="mail.client.example", client=None,
-             headers=(), rcpt=RCPT):
+             headers=(), rcpt=RCPT, message=None):
         """Send one message through Postfix; returns (SwaksResult, test_id).
-        test_id is in an X-Test-Id header to find the delivered copy."""
+        test_id is in an X-Test-Id header to find the delivered copy.
+        message (bytes, CRLF) replaces swaks' own message; the X-Test-Id
+        header is put on top of it (after any DKIM signing: it is not
+        signed, so the signature still holds)."""
         self._test_seq += 1
         test_id = "t%d-%d" % (os.getpid(), self._test_seq)
         client = client or self.next_client()
-        res = swaks(self.postfix.port, mail_from, rcpt, helo=helo,
-                    xclient_addr=client, xclient_name="host.example",
-                    headers=["X-Test-Id: %s" % test_id] + list(headers),
-                    timeout=30)
+        if message is None:
+            res = swaks(self.postfix.port, mail_from, rcpt, helo=helo,
+                        xclient_addr=client, xclient_name="host.example",
+                        headers=["X-Test-Id: %s" % test_id] + list(headers),
+                        timeout=30)
+        else:
+            path = os.path.join(self.workdir, "message-%s.eml" % test_id)
+            with open(path, "wb") as f:
+                f.write(b"X-Test-Id: %s\r\n" % test_id.encode() + message)
+            res = swaks(self.postfix.port, mail_from, rcpt, helo=helo,
+                        xclient_addr=client, xclient_name="host.example",
+                        data=path, timeout=30)
         res.client = client
         res.test_id = test_id
         return res
@@ -475,6 +507,67 @@ def test_postfix_answers_451_when_the_milter_is_down(env):
     env.assert_not_delivered_nor_queued(res)
 
 
+def test_dmarc_reject_failure_is_refused_with_550_5_7_1_and_not_delivered(env):
+    env.use_milter()
+    # SPF passes for pass.test, but nothing aligns with the From domain.
+    msg = make_message(from_addr="ceo@dmarc-reject.test", to_addr=RCPT)
+    res = env.send("mallory@pass.test", helo="mail.pass.test", message=msg)
+    expect_reply(res, 550, "5.7.1", env)
+    if res.final.stage != "DOT":
+        fail("expected the refusal at end of DATA, got it at %s" % res.final.stage,
+             res=res, env=env)
+    if "dmarc-reject.test" not in res.final.text:
+        fail("the 550 does not name the domain whose policy refused it: %r"
+             % res.final.text, res=res, env=env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+def test_dmarc_quarantine_failure_is_held_in_postfix_hold_queue_when_quarantine_is_hold(env):
+    env.use_milter(dmarc_quarantine="hold")
+    msg = make_message(from_addr="ceo@dmarc-quarantine.test", to_addr=RCPT)
+    res = env.send("mallory@pass.test", helo="mail.pass.test", message=msg)
+    try:
+        expect_accepted(res, env)
+        qid = res.queue_id
+        held = wait_for(lambda: [m for m in env.postfix.queue()
+                                 if m.get("queue_id") == qid
+                                 and m.get("queue_name") == "hold"], 5, interval=0.2)
+        if not held:
+            fail("message %s is not in the hold queue; postqueue -j: %s"
+                 % (qid, env.postfix.queue()), res=res, env=env)
+        time.sleep(0.5)
+        got = [m for m in env.sink.messages() if res.test_id in m.header("X-Test-Id")]
+        if got:
+            fail("held message was delivered anyway", res=res, env=env,
+                 extra="delivered copy:\n" + _indent(got[0].text))
+    finally:
+        # leave the queue empty for the next tests
+        env.postfix._run("/usr/sbin/postsuper", "-c", env.postfix.config_dir,
+                         "-d", "ALL", "hold", check=False)
+
+
+def test_dkim_pass_is_delivered_with_dkim_pass_in_authentication_results(env):
+    env.use_milter()
+    # dkimpy folds the DKIM-Signature field over several lines, as real
+    # signers do; the milter gets it as Postfix and libmilter pass it on.
+    msg = sign_dkimpy(make_message(from_addr="alice@%s" % DKIM_DOMAIN, to_addr=RCPT),
+                      env.dkim_key, "relaxed/relaxed")
+    b8 = re.search(rb"\bb=([^;]*)$", msg.split(b"\r\nFrom:")[0], re.S).group(1)
+    b8 = re.sub(rb"\s", b"", b8)[:8].decode()
+    # MAIL FROM another domain: DMARC can only pass through DKIM.
+    res = env.send("bounce@pass.test", helo="mail.pass.test", message=msg)
+    expect_accepted(res, env)
+    delivered = env.delivered(res)
+    value = lambda v: r'(?:%s|"%s")' % (re.escape(v), re.escape(v))
+    ar = expect_one_authres(
+        delivered, r"\bdkim=pass\b[^;]*\bheader\.d=%s[^;]*\bheader\.s=%s[^;]*\bheader\.b=%s"
+        % (value(DKIM_DOMAIN), value(DKIM_SELECTOR), value(b8)), res, env)
+    if not re.search(r"\bdmarc=pass \(p=reject dis=none\) header\.from=%s" % value(DKIM_DOMAIN),
+                     re.sub(r"\s+", " ", ar)):
+        fail("no 'dmarc=pass (p=reject dis=none) header.from=%s' in %r" % (DKIM_DOMAIN, ar),
+             res=res, env=env)
+
+
 TESTS = [
     test_spf_pass_is_delivered_with_authentication_results,
     test_spf_pass_adds_received_spf_pass_when_received_spf_is_yes,
@@ -491,6 +584,9 @@ TESTS = [
     test_milter_logs_exactly_one_summary_line_per_message,
     test_milter_exits_cleanly_within_10s_of_sigterm,
     test_postfix_answers_451_when_the_milter_is_down,
+    test_dmarc_reject_failure_is_refused_with_550_5_7_1_and_not_delivered,
+    test_dmarc_quarantine_failure_is_held_in_postfix_hold_queue_when_quarantine_is_hold,
+    test_dkim_pass_is_delivered_with_dkim_pass_in_authentication_results,
 ]
 
 
