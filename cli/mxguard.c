@@ -182,6 +182,8 @@ print_json(const struct scan *scan)
 	strbuf_json_cstr(&sb, v->reply);
 	strbuf_puts(&sb, ", \"quarantine\": ");
 	strbuf_json_cstr(&sb, v->quarantine);
+	strbuf_puts(&sb, ", \"new_subject\": ");
+	strbuf_json_cstr(&sb, v->new_subject);
 	strbuf_puts(&sb, ", \"headers\": [");
 	for (size_t i = 0; i < v->nheaders; i++) {
 		strbuf_puts(&sb, i ? ", {\"name\": " : "{\"name\": ");
@@ -235,6 +237,8 @@ print_text(const struct scan *scan)
 		    scan->dmarc.disposition ? scan->dmarc.disposition : "none");
 	if (v->quarantine != NULL)
 		printf("quarantine: %s\n", v->quarantine);
+	if (v->new_subject != NULL)
+		printf("new subject: %s\n", v->new_subject);
 	for (size_t i = 0; i < scan->nrefused; i++)
 		printf("refused recipient: <%s> %s\n", scan->refused[i].address,
 		    scan->refused[i].reply);

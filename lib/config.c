@@ -164,6 +164,8 @@ config_defaults(struct config *cfg)
 	cfg->policy.max_connections = 256;
 	cfg->actions.greylist = 4.0;
 	cfg->actions.add_header = 6.0;
+	cfg->actions.rewrite_subject = CONFIG_THRESHOLD_OFF;
+	cfg->actions.subject_prefix = mxg_strdup("***SPAM***");
 	cfg->actions.tempfail = CONFIG_THRESHOLD_OFF;
 	cfg->actions.reject = 15.0;
 }
@@ -186,6 +188,7 @@ config_release(struct config *cfg)
 	free(cfg->milter.authserv_id);
 	free(cfg->dns.nameserver);
 	free(cfg->rules.files);
+	free(cfg->actions.subject_prefix);
 	free(cfg->policy.listen);
 	free(cfg->policy.allow);
 	free(cfg->policy.pidfile);
@@ -329,6 +332,9 @@ static const struct key config_keys[] = {
 	KEY("policy", "max_connections", VALUE_COUNT, policy.max_connections),
 	KEY("actions", "greylist", VALUE_THRESHOLD, actions.greylist),
 	KEY("actions", "add_header", VALUE_THRESHOLD, actions.add_header),
+	KEY("actions", "rewrite_subject", VALUE_THRESHOLD,
+	    actions.rewrite_subject),
+	KEY("actions", "subject_prefix", VALUE_STRING, actions.subject_prefix),
 	KEY("actions", "tempfail", VALUE_THRESHOLD, actions.tempfail),
 	KEY("actions", "reject", VALUE_THRESHOLD, actions.reject),
 };

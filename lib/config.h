@@ -175,6 +175,8 @@ struct config {
 
 	struct {
 		double add_header;	/* CONFIG_THRESHOLD_OFF: never */
+		double rewrite_subject;
+		char *subject_prefix;
 		double greylist;	/* [greylist] mode = score */
 		double tempfail;
 		double reject;

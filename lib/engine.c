@@ -376,20 +376,49 @@ add_spam_headers(struct scan *scan)
 	struct strbuf sb = STRBUF_INIT;
 	double required = scan->cfg->actions.add_header;
 
-	strbuf_printf(&sb, "%s, score=%.1f",
-	    v->action == VERDICT_ACCEPT ? "No" : "Yes", v->score);
+	bool spam = v->action == VERDICT_ADD_HEADER ||
+	    v->action == VERDICT_REWRITE_SUBJECT;
+	size_t line_start = 0;
+	char score[32];
+
+	strbuf_printf(&sb, "%s, score=%.1f", spam ? "Yes" : "No", v->score);
 	if (required != CONFIG_THRESHOLD_OFF)
 		strbuf_printf(&sb, " required=%.1f", required);
 	strbuf_puts(&sb, " symbols=");
-	for (size_t i = 0; i < v->nsymbols; i++)
-		strbuf_printf(&sb, "%s%s(%.2f)", i ? "," : "",
-		    v->symbols[i].name, v->symbols[i].score);
+	for (size_t i = 0; i < v->nsymbols; i++) {
+		/* Folded, so that a long list stays within header limits. */
+		if (i > 0 && sb.len - line_start > 70) {
+			strbuf_puts(&sb, ",\n\t");
+			line_start = sb.len;
+		} else if (i > 0) {
+			strbuf_putc(&sb, ',');
+		}
+		strbuf_printf(&sb, "%s(%.2f)", v->symbols[i].name,
+		    v->symbols[i].score);
+	}
 	if (v->nsymbols == 0)
 		strbuf_puts(&sb, "none");
-	verdict_add_header(scan->verdict, "X-Spam-Status", sb.data);
-	if (v->action == VERDICT_ADD_HEADER)
+	if (spam)
 		verdict_add_header(scan->verdict, "X-Spam-Flag", "YES");
+	snprintf(score, sizeof(score), "%.1f", v->score);
+	verdict_add_header(scan->verdict, "X-Spam-Score", score);
+	verdict_add_header(scan->verdict, "X-Spam-Status", sb.data);
 	strbuf_free(&sb);
+
+	if (v->action == VERDICT_REWRITE_SUBJECT) {
+		const struct header *h = message_header_find(scan->msg,
+		    "Subject", 0);
+		struct strbuf subject = STRBUF_INIT;
+
+		strbuf_puts(&subject, scan->cfg->actions.subject_prefix ?
+		    scan->cfg->actions.subject_prefix : "***SPAM***");
+		if (h != NULL) {
+			strbuf_putc(&subject, ' ');
+			strbuf_append(&subject, h->value, h->value_len);
+		}
+		free(scan->verdict->new_subject);
+		scan->verdict->new_subject = strbuf_steal(&subject);
+	}
 }
 
 void

@@ -33,6 +33,7 @@ verdict_reset(struct verdict *v)
 	}
 	free(v->headers);
 	free(v->quarantine);
+	free(v->new_subject);
 	free(v->forced_enhanced);
 	free(v->forced_text);
 	free(v->reply);
@@ -194,6 +195,8 @@ verdict_decide(struct verdict *v, const struct config *cfg)
 		    "Message looks like spam (score %.1f), try again later",
 		    score);
 		set_reply(v, "451", "4.7.1", text);
+	} else if (reached(score, cfg->actions.rewrite_subject)) {
+		v->action = VERDICT_REWRITE_SUBJECT;
 	} else if (reached(score, cfg->actions.add_header)) {
 		v->action = VERDICT_ADD_HEADER;
 	} else {
@@ -209,6 +212,8 @@ verdict_action_name(enum verdict_action action)
 		return "accept";
 	case VERDICT_ADD_HEADER:
 		return "add_header";
+	case VERDICT_REWRITE_SUBJECT:
+		return "rewrite_subject";
 	case VERDICT_TEMPFAIL:
 		return "tempfail";
 	case VERDICT_REJECT:

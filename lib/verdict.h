@@ -44,6 +44,7 @@
 enum verdict_action {
 	VERDICT_ACCEPT,
 	VERDICT_ADD_HEADER,
+	VERDICT_REWRITE_SUBJECT,	/* add_header, and tag the Subject */
 	VERDICT_TEMPFAIL,
 	VERDICT_REJECT,
 };
@@ -75,6 +76,7 @@ struct verdict {
 	size_t nheaders;
 
 	char *quarantine;	/* reason, NULL: not held */
+	char *new_subject;	/* rewrite_subject: the Subject to set */
 
 	bool forced;
 	enum verdict_action forced_action;
@@ -108,7 +110,7 @@ const struct verdict_symbol *verdict_find_symbol(const struct verdict *v,
 
 void verdict_decide(struct verdict *v, const struct config *cfg);
 
-/* "accept" "add_header" "tempfail" "reject" */
+/* "accept" "add_header" "rewrite_subject" "tempfail" "reject" */
 const char *verdict_action_name(enum verdict_action action);
 
 #endif

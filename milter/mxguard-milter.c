@@ -244,6 +244,14 @@ on_eom(SMFICTX *ctx)
 		    v->headers[i].value) != MI_SUCCESS)
 			log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
 			    "could not add %s", v->headers[i].name);
+	if (v->new_subject != NULL) {
+		int rc = message_header_count(conn->msg, "Subject") > 0 ?
+		    smfi_chgheader(ctx, "Subject", 1, v->new_subject) :
+		    smfi_addheader(ctx, "Subject", v->new_subject);
+		if (rc != MI_SUCCESS)
+			log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,
+			    "could not rewrite the Subject");
+	}
 	if (v->quarantine != NULL &&
 	    smfi_quarantine(ctx, v->quarantine) != MI_SUCCESS)
 		log_msg(conn->msg->queue_id, LOG_LEVEL_WARNING,

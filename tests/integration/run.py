@@ -40,6 +40,7 @@ import traceback
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
 # --build DIR picks the build whose milter runs (make asan passes
@@ -85,12 +86,16 @@ HELO_CLIENT = "192.0.2.25"
 
 def milter_config(port, nameserver, workdir, received_spf="yes",
                   on_error="tempfail", reject_fail="yes", spf_enabled="yes",
-                  dns_timeout="2s", dmarc_quarantine=None):
+                  dns_timeout="2s", dmarc_quarantine=None, actions=None):
     # [dkim] and [dmarc] run with their defaults (both enabled, DMARC
-    # enforced); only what a test changes is written.
-    extra = ""
+    # enforced); only what a test changes is written. The default rules
+    # of the checkout are loaded.
+    extra = "\n[rules]\nfiles = %s/rules/*.rules\n" % REPO_ROOT
     if dmarc_quarantine is not None:
         extra += "\n[dmarc]\nquarantine = %s\n" % dmarc_quarantine
+    if actions is not None:
+        extra += "\n[actions]\n" + "".join(
+            "%s = %s\n" % kv for kv in sorted(actions.items()))
     return """\
 [milter]
 socket = inet:{port}@127.0.0.1
@@ -568,6 +573,71 @@ def test_dkim_pass_is_delivered_with_dkim_pass_in_authentication_results(env):
              res=res, env=env)
 
 
+SPAM_BODY = (
+    "<html><body><p style=\"display:none\">hidden words</p>\n"
+    "<p>EARN $5,000 PER WEEK FROM HOME! Act now, limited time offer. "
+    "100% guaranteed, risk-free!</p>\n<p>$1,000 $2,000 $3,000</p>\n"
+    "<a href=\"http://192.0.2.1/x\">click</a> <a href=\"https://bit.ly/abc\">here</a>\n"
+    "<p>To be removed from this list reply with \"remove\" in the subject.</p>\n"
+    "</body></html>\n")
+
+
+def spam_message():
+    msg = make_message(from_addr="deals12345@pass.test", to_addr=RCPT,
+                       subject="MAKE MONEY FAST!!! $5000 per week",
+                       body=SPAM_BODY)
+    return msg.replace(b"Content-Type: text/plain; charset=us-ascii",
+                       b"Content-Type: text/html; charset=us-ascii")
+
+
+def test_spam_over_the_reject_threshold_is_refused_550_5_7_1(env):
+    env.use_milter(actions={"reject": 10})
+    res = env.send("deals12345@pass.test", helo="mail.pass.test",
+                   message=spam_message())
+    expect_reply(res, 550, "5.7.1", env)
+    if "rejected as spam" not in res.final.text:
+        fail("reply does not say why: %r" % res.final.text, res=res, env=env)
+    env.assert_not_delivered_nor_queued(res)
+
+
+def test_spam_between_add_header_and_reject_is_delivered_flagged(env):
+    env.use_milter(actions={"reject": 100})
+    res = env.send("deals12345@pass.test", helo="mail.pass.test",
+                   message=spam_message())
+    expect_accepted(res, env)
+    copy = env.delivered(res)
+    if copy.header("X-Spam-Flag") != ["YES"]:
+        fail("no X-Spam-Flag: YES", res=res, env=env, extra=copy.text[:3000])
+    status = " ".join(copy.header("X-Spam-Status"))
+    if not status.startswith("Yes, score=") or "MXG_BODY_MONEY" not in status:
+        fail("X-Spam-Status lacks the verdict: %r" % status, res=res, env=env)
+    score = float(copy.header("X-Spam-Score")[0])
+    if not 6 <= score < 100:
+        fail("X-Spam-Score %r outside add_header..reject" % score, res=res, env=env)
+
+
+def test_rewrite_subject_tags_the_delivered_subject(env):
+    env.use_milter(actions={"reject": 100, "rewrite_subject": 8})
+    res = env.send("deals12345@pass.test", helo="mail.pass.test",
+                   message=spam_message())
+    expect_accepted(res, env)
+    subject = env.delivered(res).header("Subject")
+    if subject != ["***SPAM*** MAKE MONEY FAST!!! $5000 per week"]:
+        fail("Subject not rewritten: %r" % subject, res=res, env=env)
+
+
+def test_clean_mail_is_delivered_with_x_spam_status_no(env):
+    env.use_milter()
+    res = env.send("alice@pass.test", helo="mail.pass.test",
+                   message=make_message(from_addr="alice@pass.test", to_addr=RCPT))
+    expect_accepted(res, env)
+    copy = env.delivered(res)
+    if not " ".join(copy.header("X-Spam-Status")).startswith("No, score="):
+        fail("X-Spam-Status: %r" % copy.header("X-Spam-Status"), res=res, env=env)
+    if copy.header("X-Spam-Flag"):
+        fail("clean mail flagged", res=res, env=env)
+
+
 TESTS = [
     test_spf_pass_is_delivered_with_authentication_results,
     test_spf_pass_adds_received_spf_pass_when_received_spf_is_yes,
@@ -584,6 +654,10 @@ TESTS = [
     test_milter_logs_exactly_one_summary_line_per_message,
     test_milter_exits_cleanly_within_10s_of_sigterm,
     test_postfix_answers_451_when_the_milter_is_down,
+    test_spam_over_the_reject_threshold_is_refused_550_5_7_1,
+    test_spam_between_add_header_and_reject_is_delivered_flagged,
+    test_rewrite_subject_tags_the_delivered_subject,
+    test_clean_mail_is_delivered_with_x_spam_status_no,
     test_dmarc_reject_failure_is_refused_with_550_5_7_1_and_not_delivered,
     test_dmarc_quarantine_failure_is_held_in_postfix_hold_queue_when_quarantine_is_hold,
     test_dkim_pass_is_delivered_with_dkim_pass_in_authentication_results,
