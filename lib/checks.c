@@ -5,17 +5,20 @@
 #include "content.h"
 #include "dkim.h"
 #include "dmarc.h"
+#include "dnsbl.h"
 #include "greylist.h"
 #include "spf.h"
 
-/* DMARC reads the SPF and DKIM results: it comes after both. Greylisting
- * by score comes last, to see every other check's score. */
+/* DMARC reads the SPF and DKIM results: it comes after both. DNS lists
+ * come after the rules, which collect the URIs. Greylisting by score
+ * comes last, to see every other check's score. */
 const struct check *const all_checks[] = {
 	&spf_check,
 	&greylist_check,
 	&dkim_check,
 	&dmarc_check,
 	&content_check,
+	&dnsbl_check,
 	&greylist_score_check,
 	NULL,
 };

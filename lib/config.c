@@ -163,6 +163,8 @@ config_defaults(struct config *cfg)
 	cfg->policy.idle_timeout_ms = 300 * 1000L;
 	cfg->policy.max_connections = 256;
 	cfg->actions.greylist = 4.0;
+	cfg->dnsbl.enabled = true;
+	cfg->dnsbl.max_queries = 20;
 	cfg->actions.add_header = 6.0;
 	cfg->actions.rewrite_subject = CONFIG_THRESHOLD_OFF;
 	cfg->actions.subject_prefix = mxg_strdup("***SPAM***");
@@ -207,6 +209,12 @@ config_release(struct config *cfg)
 	free(cfg->dmarc.exempt_domains);
 	for (size_t i = 0; i < cfg->nscores; i++)
 		free(cfg->scores[i].symbol);
+	for (size_t i = 0; i < cfg->ndnsbls; i++) {
+		free(cfg->dnsbls[i].name);
+		free(cfg->dnsbls[i].zone);
+		free(cfg->dnsbls[i].codes);
+		free(cfg->dnsbls[i].symbol);
+	}
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -330,6 +338,8 @@ static const struct key config_keys[] = {
 	KEY("policy", "max_attributes", VALUE_COUNT, policy.max_attributes),
 	KEY("policy", "idle_timeout", VALUE_DURATION_MS, policy.idle_timeout_ms),
 	KEY("policy", "max_connections", VALUE_COUNT, policy.max_connections),
+	KEY("dnsbl", "enabled", VALUE_BOOL, dnsbl.enabled),
+	KEY("dnsbl", "max_queries", VALUE_COUNT, dnsbl.max_queries),
 	KEY("actions", "greylist", VALUE_THRESHOLD, actions.greylist),
 	KEY("actions", "add_header", VALUE_THRESHOLD, actions.add_header),
 	KEY("actions", "rewrite_subject", VALUE_THRESHOLD,
@@ -415,6 +425,65 @@ set_score(struct parse_state *st, const char *symbol, const char *value)
 	cfg->scores[cfg->nscores].score = score;
 	cfg->scores[cfg->nscores].line = st->line;
 	cfg->nscores++;
+	return 1;
+}
+
+/* A key of a `[dnsbl NAME]` section; the list is created on first use. */
+static int
+set_dnsbl_key(struct parse_state *st, const char *list_name, const char *name,
+    const char *value)
+{
+	struct config *cfg = st->cfg;
+	struct config_dnsbl *d = NULL;
+	double score;
+
+	if (*list_name == '\0' || strlen(list_name) > 40 ||
+	    strspn(list_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_-") != strlen(list_name))
+		return parse_error(st, "[dnsbl %s]: a list name is letters, "
+		    "digits, - and _%s", list_name, "");
+	for (size_t i = 0; i < cfg->ndnsbls; i++)
+		if (strcmp(cfg->dnsbls[i].name, list_name) == 0)
+			d = &cfg->dnsbls[i];
+	if (d == NULL) {
+		if (cfg->ndnsbls == CONFIG_MAX_DNSBLS)
+			return parse_error(st, "more than %s [dnsbl] lists%s",
+			    "32", "");
+		d = &cfg->dnsbls[cfg->ndnsbls++];
+		memset(d, 0, sizeof(*d));
+		d->name = mxg_strdup(list_name);
+		d->score = 1.0;
+		d->line = st->line;
+	}
+	if (strcmp(name, "zone") == 0) {
+		if (*value == '\0' || strchr(value, ' ') != NULL)
+			return parse_error(st, "[dnsbl %s] zone: '%s' is not a "
+			    "DNS zone", list_name, value);
+		free(d->zone);
+		d->zone = mxg_strdup(value);
+	} else if (strcmp(name, "type") == 0) {
+		if (strcmp(value, "client") == 0)
+			d->type = DNSBL_TYPE_CLIENT;
+		else if (strcmp(value, "uri") == 0)
+			d->type = DNSBL_TYPE_URI;
+		else
+			return parse_error(st, "[dnsbl] type: '%s' is not client "
+			    "or uri%s", value, "");
+	} else if (strcmp(name, "score") == 0) {
+		if (config_parse_double(value, &score) < 0)
+			return parse_error(st, "[dnsbl] score: '%s' is not a "
+			    "number%s", value, "");
+		d->score = score;
+	} else if (strcmp(name, "codes") == 0) {
+		free(d->codes);
+		d->codes = mxg_strdup(value);
+	} else if (strcmp(name, "symbol") == 0) {
+		free(d->symbol);
+		d->symbol = *value ? mxg_strdup(value) : NULL;
+	} else {
+		return parse_error(st, "unknown key '%s' in [dnsbl %s]", name,
+		    list_name);
+	}
 	return 1;
 }
 
@@ -570,6 +639,8 @@ handle_key(void *user, const char *section, const char *name,
 		return parse_error(st, "'%s' is outside any [section]%s", name, "");
 	if (strcmp(section, "scores") == 0)
 		return set_score(st, name, value);
+	if (strncmp(section, "dnsbl ", 6) == 0)
+		return set_dnsbl_key(st, section + 6, name, value);
 	bool section_known = false;
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++) {
 		const struct key *key = &config_keys[i];
@@ -593,6 +664,8 @@ static bool
 section_is_known(const char *name, size_t len)
 {
 	if (len == 6 && strncmp(name, "scores", 6) == 0)
+		return true;
+	if (len > 6 && strncmp(name, "dnsbl ", 6) == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++)
 		if (strlen(config_keys[i].section) == len &&
@@ -696,6 +769,12 @@ config_load(const char *path, struct config **out, char *err)
 		parse_error(&st, "syntax error: not [section], key = value or "
 		    "a comment%s%s", "", "");
 	}
+	for (size_t i = 0; st.error == NULL && i < cfg->ndnsbls; i++)
+		if (cfg->dnsbls[i].zone == NULL) {
+			st.line = cfg->dnsbls[i].line;
+			parse_error(&st, "[dnsbl %s] has no zone%s",
+			    cfg->dnsbls[i].name, "");
+		}
 	if (st.error != NULL) {
 		mxg_fail(err, MXG_EINVAL, "%s", st.error);
 		free(st.error);

@@ -10,6 +10,9 @@
  *	in one table in config.c: an unknown section or key, a bad value or
  *	an over-long line is an error naming file:line.
  *
+ *	Named sections: `[dnsbl NAME]` (one per DNS list; keys zone,
+ *	type, score, codes, symbol), several allowed.
+ *
  *	Values: booleans yes/no/true/false/on/off/1/0; durations with unit
  *	ms, s, m, h, d (a bare number is seconds); sizes with K, M, G (bytes,
  *	powers of 1024); scores as decimals; thresholds as a decimal or
@@ -66,6 +69,23 @@ enum greylist_mode {
 
 #define CONFIG_THRESHOLD_OFF (-1e300)
 #define CONFIG_MAX_SCORES 256
+#define CONFIG_MAX_DNSBLS 32
+
+enum dnsbl_type {
+	DNSBL_TYPE_CLIENT,	/* the client's IP, reversed */
+	DNSBL_TYPE_URI,		/* registered domains of the message's URIs */
+};
+
+/* One `[dnsbl NAME]` section. */
+struct config_dnsbl {
+	char *name;
+	char *zone;
+	enum dnsbl_type type;
+	double score;		/* any answer in 127.0.0.0/8 */
+	char *codes;		/* "127.0.0.2=4.0 127.0.0.10=1.5" */
+	char *symbol;		/* NULL: DNSBL_<NAME> or URIBL_<NAME> */
+	int line;
+};
 
 /* One `[scores]` override: SYMBOL = value, checked against the symbols the
  * checks declare when the engine starts (line kept for the error). */
@@ -184,6 +204,13 @@ struct config {
 
 	struct config_score scores[CONFIG_MAX_SCORES];
 	size_t nscores;
+
+	struct {
+		bool enabled;
+		int max_queries;	/* per message */
+	} dnsbl;
+	struct config_dnsbl dnsbls[CONFIG_MAX_DNSBLS];
+	size_t ndnsbls;
 };
 
 int config_load(const char *path, struct config **cfg, char *err);

@@ -138,7 +138,9 @@ content_run(void *p, struct scan *scan)
 		    "runs hit the match limit", eval.limit_hits);
 	}
 	rules_eval_free(&eval);
-	mime_content_free(content);
+	/* Kept for later checks (URI lists); freed with the scan. */
+	mime_content_free(scan->mime);
+	scan->mime = content;
 }
 
 static bool

@@ -165,6 +165,8 @@ scan_reset(struct scan *scan)
 	spf_result_clear(&scan->spf);
 	dkim_results_clear(&scan->dkim);
 	dmarc_result_clear(&scan->dmarc);
+	mime_content_free(scan->mime);
+	scan->mime = NULL;
 	for (size_t i = 0; i < scan->nrefused; i++) {
 		free(scan->refused[i].address);
 		free(scan->refused[i].reply);

@@ -60,6 +60,7 @@
 #include "dkim.h"
 #include "dmarc.h"
 #include "message.h"
+#include "mime.h"
 #include "spf.h"
 #include "strbuf.h"
 #include "verdict.h"
@@ -101,6 +102,7 @@ struct scan {
 	struct spf_result spf;
 	struct dkim_results dkim;
 	struct dmarc_result dmarc;
+	struct mime_content *mime;	/* decoded by the rules check, or NULL */
 	void *check_data[ENGINE_MAX_CHECKS];
 
 	struct header_removal *removals;
