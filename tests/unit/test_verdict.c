@@ -17,6 +17,8 @@ actions(struct config *cfg, double add_header, double tempfail,
     double reject)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->actions.greylist = OFF;
+	cfg->actions.rewrite_subject = OFF;
 	cfg->actions.add_header = add_header;
 	cfg->actions.tempfail = tempfail;
 	cfg->actions.reject = reject;
