@@ -5,6 +5,7 @@
 #   make test       deps, build, unit + integration + SPF conformance tests
 #   make asan       the same tests on an AddressSanitizer + UBSan build
 #   make run        start mxguard-milter in the foreground on milter.conf.example
+#   make bench      build the benchmarks and print their figures (never a test)
 #   make install    PREFIX=/usr/local DESTDIR= sysconfdir=/etc
 #   make clean
 
@@ -45,7 +46,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit integration conformance asan fuzz run install clean
+.PHONY: all deps test unit integration conformance asan fuzz bench run install clean
 
 all: $(BINS)
 
@@ -77,6 +78,23 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmxguard.a
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(BUILD)/libmxguard.a \
 		$(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+# Benchmarks (tests/bench/): built by `make bench` only, never by `all`.
+BENCH_BIN = $(BUILD)/bench/bench_engine $(BUILD)/bench/bench_greylist \
+	$(BUILD)/bench/bench_policy
+
+$(BUILD)/bench/benchutil.o: tests/bench/benchutil.c tests/bench/benchutil.h \
+		$(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/benchutil.h \
+		$(BUILD)/bench/benchutil.o $(BUILD)/libmxguard.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/bench/benchutil.o \
+		$(BUILD)/libmxguard.a $(LDLIBS_ALL)
 
 # Installs what is missing; as root on Debian. Does nothing when all is there.
 deps:
@@ -123,6 +141,12 @@ fuzz: $(FUZZ_TARGETS)
 		mkdir -p build-fuzz/corpus-$$n; \
 		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=200000 \
 		build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+# Figures, not pass/fail: a private Redis and unbound, a generated corpus
+# (cached in tests/bench/.cache/), then each benchmark. See tests/bench/run.py.
+bench: deps
+	$(MAKE) all $(BENCH_BIN)
+	$(PYTHON) tests/bench/run.py --build $(BUILD)
 
 run: deps all
 	@echo "Add to Postfix's main.cf:"
