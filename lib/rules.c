@@ -6,11 +6,15 @@
 #include <glob.h>
 #include <gmime/gmime.h>
 #include <libgen.h>
+#include <limits.h>
+#include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "message.h"
 #include "mxg.h"
@@ -81,6 +85,9 @@ struct loader {
 	int skip_depth;		/* inside skipped if/ifplugin blocks */
 	int open_blocks;	/* if/ifplugin blocks open */
 	bool block_skips[64];	/* per open block: is it skipped */
+	int overflow_blocks;	/* blocks past the 64th: refused */
+	char *open_files[RULES_INCLUDE_DEPTH + 1];	/* being read */
+	int nopen_files;
 	int depth;		/* include nesting */
 };
 
@@ -103,7 +110,8 @@ diag(struct rules_diag **list, size_t *n, const char *file, int line,
 	for (char *p = text; *p; p++)
 		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
 			*p = '?';
-	*list = mxg_realloc(*list, (*n + 1) * sizeof(**list));
+	if ((*n & (*n - 1)) == 0)	/* grow by doubling */
+		*list = mxg_realloc(*list, (*n ? *n * 2 : 8) * sizeof(**list));
 	(*list)[*n].where = mxg_strdup(where);
 	(*list)[*n].text = mxg_strdup(text);
 	(*list)[*n].group = mxg_strdup(group ? group : "");
@@ -515,21 +523,26 @@ parse_header_rule(struct loader *ld, struct rule *r, char *cursor,
 		return;
 	}
 	r->negate = op[0] == '!';
-	char *tail = NULL;
-	r->re = compile_regex(rest_of_line(cursor), false, why, sizeof(why),
-	    &tail);
+	char *tail = NULL, *regex = rest_of_line(cursor);
+	/* [if-unset: text] comes off first: its text may hold the regex's
+	 * delimiter, and the regex ends at the last delimiter. */
+	char *unset = strstr(regex, "[if-unset:");
+	if (unset != NULL) {
+		char *close = strrchr(unset, ']');
+		char *v = rest_of_line(unset + 10);
+		r->if_unset = mxg_strndup(v, close && close > v ?
+		    (size_t)(close - v) : strlen(v));
+		while (unset > regex && isspace((unsigned char)unset[-1]))
+			unset--;
+		*unset = '\0';
+	}
+	r->re = compile_regex(regex, false, why, sizeof(why), &tail);
 	if (r->re == NULL) {
 		ERROR(ld, file, line, "header %s: %s", r->name, why);
 		r->broken = true;
 		return;
 	}
-	tail = rest_of_line(tail);
-	if (strncmp(tail, "[if-unset:", 10) == 0) {
-		char *close = strrchr(tail, ']');
-		char *v = rest_of_line(tail + 10);
-		r->if_unset = mxg_strndup(v, close && close > v ?
-		    (size_t)(close - v) : strlen(v));
-	}
+
 }
 
 static void load_file(struct loader *ld, const char *path);
@@ -542,15 +555,19 @@ set_scores(struct loader *ld, struct rule *r, char *cursor, const char *file,
 	int n = 0;
 	char *w;
 
-	while ((w = next_word(&cursor)) != NULL && n < 4) {
+	while ((w = next_word(&cursor)) != NULL) {
 		char *end;
+		double value;
+
 		errno = 0;
-		v[n] = strtod(w, &end);
-		if (end == w || *end != '\0' || errno) {
+		value = strtod(w, &end);
+		if (end == w || *end != '\0' || errno || !isfinite(value)) {
 			ERROR(ld, file, line, "score %s: '%s' is not a number",
 			    r->name, w);
 			return;
 		}
+		if (n < 4)
+			v[n] = value;
 		n++;
 	}
 	if (n != 1 && n != 4) {
@@ -611,11 +628,15 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 	if (strcmp(directive, "if") == 0 || strcmp(directive, "ifplugin") == 0) {
 		bool negated = strchr(rest_of_line(cursor), '!') != NULL;
 
-		if (ld->open_blocks >= (int)sizeof(ld->block_skips))
+		if (ld->open_blocks >= (int)sizeof(ld->block_skips)) {
+			/* Refused whole: its endif must not close an outer
+			 * block, and it changes nothing else. */
 			ERROR(ld, file, lineno, "if blocks nested too deep");
-		else
-			ld->block_skips[ld->open_blocks++] = negated ||
-			    ld->skip_depth > 0;
+			ld->overflow_blocks++;
+			return;
+		}
+		ld->block_skips[ld->open_blocks++] = negated ||
+		    ld->skip_depth > 0;
 		if (negated || ld->skip_depth > 0) {
 			if (ld->skip_depth++ == 0)
 				WARN(ld, file, lineno, "negated if block",
@@ -624,6 +645,8 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 		}
 		return;
 	}
+	if (strcmp(directive, "else") == 0 && ld->overflow_blocks > 0)
+		return;
 	if (strcmp(directive, "else") == 0) {
 		/* Read the branch we skipped, skip the one we read. */
 		if (ld->open_blocks == 0) {
@@ -645,6 +668,10 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 		return;
 	}
 	if (strcmp(directive, "endif") == 0) {
+		if (ld->overflow_blocks > 0) {
+			ld->overflow_blocks--;
+			return;
+		}
 		if (ld->open_blocks == 0) {
 			ERROR(ld, file, lineno, "endif without if");
 			return;
@@ -677,6 +704,19 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 			    RULES_INCLUDE_DEPTH);
 			return;
 		}
+		if (access(path, R_OK) != 0) {
+			ERROR(ld, file, lineno, "include %s: %s", path,
+			    strerror(errno));
+			return;
+		}
+		char real[PATH_MAX];
+		if (realpath(path, real) != NULL)
+			for (int i = 0; i < ld->nopen_files; i++)
+				if (strcmp(ld->open_files[i], real) == 0) {
+					ERROR(ld, file, lineno, "include %s: an "
+					    "include loop", path);
+					return;
+				}
 		ld->depth++;
 		load_file(ld, path);
 		ld->depth--;
@@ -731,7 +771,15 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 	}
 
 	char *rest = rest_of_line(cursor);
-	if (strncmp(rest, "eval:", 5) == 0 || strstr(rest, " eval:") != NULL) {
+	const char *test_text = rest;
+	if (type == RULE_HEADER) {	/* header NAME eval:... */
+		char *copy = mxg_strdup(rest), *cur = copy;
+		char *w = next_word(&cur);
+		bool eval = w != NULL && strncmp(w, "eval:", 5) == 0;
+		free(copy);
+		test_text = eval ? "eval:" : "";
+	}
+	if (strncmp(test_text, "eval:", 5) == 0) {
 		WARN(ld, file, lineno, "eval: test", "%s %s: eval: tests are "
 		    "not supported", directive, name);
 		ld->report->skipped++;
@@ -770,35 +818,65 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 static void
 load_file(struct loader *ld, const char *path)
 {
+	struct stat sb;
+	char real[PATH_MAX];
 	FILE *fp = fopen(path, "r");
-	char *line = mxg_malloc(RULES_LINE_MAX);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
 	int lineno = 0;
 
 	if (fp == NULL) {
 		ERROR(ld, path, 0, "cannot read: %s", strerror(errno));
-		free(line);
 		return;
 	}
-	int depth_at_start = ld->skip_depth, blocks_at_start = ld->open_blocks;
-	while (fgets(line, RULES_LINE_MAX, fp) != NULL) {
-		size_t len = strlen(line);
+	/* Only regular files: a directory reads as nothing, a device or a
+	 * FIFO may never end. */
+	if (fstat(fileno(fp), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		ERROR(ld, path, 0, "not a regular file");
+		fclose(fp);
+		return;
+	}
+	/* A file being read already (an include loop) is read once. */
+	if (realpath(path, real) == NULL)
+		snprintf(real, sizeof(real), "%s", path);
+	for (int i = 0; i < ld->nopen_files; i++)
+		if (strcmp(ld->open_files[i], real) == 0) {
+			ERROR(ld, path, 0, "include loop: the file is being read "
+			    "already");
+			fclose(fp);
+			return;
+		}
+	if (ld->nopen_files < RULES_INCLUDE_DEPTH + 1)
+		ld->open_files[ld->nopen_files++] = mxg_strdup(real);
+	int my_slot = ld->nopen_files - 1;
 
+	int depth_at_start = ld->skip_depth, blocks_at_start = ld->open_blocks;
+	while ((n = getline(&line, &cap, fp)) != -1) {
 		lineno++;
-		if (len == RULES_LINE_MAX - 1 && line[len - 1] != '\n') {
-			int c;
+		if (memchr(line, '\0', (size_t)n) != NULL) {
+			ERROR(ld, path, lineno, "NUL byte in line");
+			continue;
+		}
+		size_t content = (size_t)n - (line[n - 1] == '\n');
+		if (content > RULES_LINE_MAX - 2) {
 			ERROR(ld, path, lineno, "line longer than %d bytes",
 			    RULES_LINE_MAX - 2);
-			while ((c = fgetc(fp)) != EOF && c != '\n')
-				;
 			continue;
 		}
 		strip_comment(line);
 		parse_line(ld, line, path, lineno);
 	}
+	if (ferror(fp))
+		ERROR(ld, path, lineno, "read error: %s", strerror(errno));
 	if (ld->open_blocks != blocks_at_start) {
 		ERROR(ld, path, lineno, "if/ifplugin without endif");
 		ld->skip_depth = depth_at_start;
 		ld->open_blocks = blocks_at_start;
+	}
+	if (my_slot >= 0 && my_slot == ld->nopen_files - 1) {
+		free(ld->open_files[my_slot]);
+		ld->nopen_files--;
 	}
 	fclose(fp);
 	free(line);
@@ -832,7 +910,11 @@ rules_load(const char *files, const struct rules_options *opt,
     struct rules_report *report)
 {
 	struct ruleset *set = mxg_calloc(1, sizeof(*set));
-	struct loader ld = {set, report, 0, 0};
+	struct loader ld;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.set = set;
+	ld.report = report;
 	char *copy = mxg_strdup(files ? files : ""), *cursor = NULL;
 
 	memset(report, 0, sizeof(*report));
@@ -935,6 +1017,8 @@ struct run {
 	const struct message *msg;
 	const struct mime_content *content;
 	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit_stack;
 	int *counts;		/* per rule; -1: not computed yet */
 	char *state;		/* meta: 0 new, 1 in progress, 2 done */
 	char **decoded;		/* per header, lazily */
@@ -953,7 +1037,7 @@ count_matches(struct run *run, const pcre2_code *re, const char *text,
 
 	while (hits < max && offset <= len) {
 		int rc = pcre2_match(re, (PCRE2_SPTR)text, len, offset, 0,
-		    run->md, run->set->mctx);
+		    run->md, run->mctx ? run->mctx : run->set->mctx);
 
 		if (rc == PCRE2_ERROR_NOMATCH)
 			break;
@@ -1155,6 +1239,14 @@ rules_run(const struct ruleset *set, const struct message *msg,
 	run.msg = msg;
 	run.content = content;
 	run.md = pcre2_match_data_create(1, NULL);
+	/* JIT's default 32 KiB stack is too small for ordinary patterns
+	 * over long text; a context per run, since a stack cannot be shared
+	 * between threads. */
+	run.mctx = pcre2_match_context_copy(set->mctx);
+	run.jit_stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024,
+	    NULL);
+	if (run.mctx != NULL && run.jit_stack != NULL)
+		pcre2_jit_stack_assign(run.mctx, NULL, run.jit_stack);
 	run.counts = mxg_malloc((set->count + 1) * sizeof(int));
 	run.state = mxg_calloc(set->count + 1, 1);
 	run.decoded = mxg_calloc(msg->nheaders + 1, sizeof(char *));
@@ -1201,6 +1293,10 @@ rules_run(const struct ruleset *set, const struct message *msg,
 	out->limit_hits = run.limit_hits;
 
 	pcre2_match_data_free(run.md);
+	if (run.mctx != NULL)
+		pcre2_match_context_free(run.mctx);
+	if (run.jit_stack != NULL)
+		pcre2_jit_stack_free(run.jit_stack);
 	for (size_t i = 0; i < msg->nheaders; i++)
 		free(run.decoded[i]);
 	free(run.decoded);

@@ -11,8 +11,10 @@
  * ignored), include, # comments. Regexes: /re/flags or m{re}flags with
  * any delimiter, flags i s m x.
  *
- * Skipped with a warning, never a load failure: eval: tests, if/ifplugin
- * blocks (to their endif), lang lines, and every other directive.
+ * if/ifplugin blocks are read (their eval: tests skipped one by one);
+ * negated ones (if !plugin(...)) and else branches are skipped.
+ * Skipped with a warning, never a load failure: eval: tests, lang lines,
+ * and every other directive.
  * Errors (a regex PCRE2 rejects, a malformed line, a file that cannot be
  * read) name file:line; a rule with an error is left out and the rest
  * load.
@@ -80,7 +82,7 @@ struct ruleset *rules_load(const char *files, const struct rules_options *opt,
 void rules_free(struct ruleset *set);
 void rules_report_free(struct rules_report *report);
 
-/* The rule's score, or false when there is no such (scored) rule. */
+/* True when the set knows the name (a test, or only a score line). */
 bool rules_has(const struct ruleset *set, const char *name);
 void rules_set_score(struct ruleset *set, const char *name, double score);
 
