@@ -13,18 +13,38 @@
  *
  * Bounded by the limits: at most max_scan_size bytes of input are
  * parsed (the rest is not scanned and `truncated` says so), at most
- * max_parts parts and max_depth levels of nesting (beyond: not walked,
+ * max_parts parts and max_depth levels of nesting (the message's own
+ * part is level 0; a part of a multipart, or the message inside a
+ * message/rfc822, one level deeper; beyond: not walked,
  * `too_many_parts` / `too_deep`), at most max_uris URIs. Broken MIME
  * (bad or missing boundaries, bad base64, wrong charset labels, NUL
  * bytes, 8-bit headers) decodes what it can and never crashes.
  *
- * mime_parse(data, len, limits, &content)
+ * mime_parse(data, len, limits)
  *	Always returns a content (caller frees with mime_content_free;
- *	NULL is a no-op). data need not be NUL-terminated.
+ *	NULL is a no-op). data need not be NUL-terminated; limits must not
+ *	be NULL.
+ *	text and raw_text are never NULL, NUL-terminated, valid UTF-8, and
+ *	may hold NUL bytes (their lengths count them): the text/plain and
+ *	text/html parts in order, joined by "\n", CRLF made LF. A
+ *	multipart whose boundary never shows counts as text. When GMime
+ *	cannot read the input as a message at all (`parse_error`), the
+ *	input itself is the text.
+ *	Charsets: a byte order mark wins over the label; ISO-8859-1 is read
+ *	as windows-1252; bytes that are not what the label says are read
+ *	as windows-1252 (UTF-8 and ASCII labels) or become U+FFFD; past 8
+ *	other charsets in one message, the rest get that guess too.
+ *	URIs: in order found, each once; from text, http(s)/ftp/mailto and
+ *	www.label.tld, without trailing punctuation (a ')' only when
+ *	unbalanced). Attachments: a part with a file name, with
+ *	Content-Disposition attachment, or that is not text; content_type
+ *	lowercased; size of a message/rfc822 attachment: the embedded
+ *	message's bytes.
  * mime_decode_header(value, len)
  *	A header value with RFC 2047 encoded-words decoded and folding
  *	removed, in UTF-8 (8-bit bytes that are not UTF-8 are read as
- *	Latin-1). Caller frees.
+ *	windows-1252, Latin-1's superset; a NUL becomes U+FFFD). Caller
+ *	frees.
  *
  * Thread-safe (call mime_init() once before threads; it is idempotent).
  */

@@ -56,7 +56,8 @@ def main() -> int:
               sorted(glob.glob(os.path.join(build, "tests", "test_*")))]
     suites.append(("cli", [PY, "tests/integration/cli_check.py",
                            "--build", args.build]))
-    for name in ("policy", "dkim_dmarc", "greylist_cli", "greylist_postfix"):
+    for name in ("policy", "dkim_dmarc", "greylist_cli", "greylist_postfix",
+                 "dnsbl"):
         suites.append((name.replace("_", "-"),
                        [PY, f"tests/integration/{name}.py", "--build",
                         args.build]))
