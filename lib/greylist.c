@@ -25,12 +25,17 @@ static const struct check_symbol greylist_symbols[] = {
 
 /*
  * One decision, atomically. KEYS[1] the triplet, KEYS[2] the client
- * network's count of passed triplets; ARGV delay, retry window, max age
- * (seconds) and the auto-whitelist threshold (0: off). The time is
- * Redis's own. Returns {outcome, seconds left}.
+ * network's count of passed triplets; ARGV delay (milliseconds), retry
+ * window and max age (seconds, for TTLs) and the auto-whitelist
+ * threshold (0: off). The time is Redis's own; first, last are seconds
+ * (what mxguard greylist shows) and first_ms the precise first sight
+ * (whole seconds let a retry pass up to a second early). Returns
+ * {outcome, seconds left, rounded up}.
  */
 static struct redis_script decide_script = REDIS_SCRIPT_INIT(
-    "local now = tonumber(redis.call('TIME')[1])\n"
+    "local t = redis.call('TIME')\n"
+    "local sec = tonumber(t[1])\n"
+    "local now = sec * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local delay, window, max_age, awl = tonumber(ARGV[1]), "
     "tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "if awl > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= awl then\n"
@@ -39,19 +44,24 @@ static struct redis_script decide_script = REDIS_SCRIPT_INIT(
     "end\n"
     "local first = redis.call('HGET', KEYS[1], 'first')\n"
     "if not first then\n"
-    "  redis.call('HSET', KEYS[1], 'first', now, 'state', 'wait', 'seen', 1)\n"
+    "  redis.call('HSET', KEYS[1], 'first', sec, 'first_ms', now, 'state', "
+    "'wait', 'seen', 1)\n"
     "  redis.call('EXPIRE', KEYS[1], window)\n"
-    "  return {'defer', delay}\n"
+    "  return {'defer', math.ceil(delay / 1000)}\n"
     "end\n"
     "redis.call('HINCRBY', KEYS[1], 'seen', 1)\n"
     "if redis.call('HGET', KEYS[1], 'state') == 'pass' then\n"
-    "  redis.call('HSET', KEYS[1], 'last', now)\n"
+    "  redis.call('HSET', KEYS[1], 'last', sec)\n"
     "  redis.call('EXPIRE', KEYS[1], max_age)\n"
     "  return {'pass', 0}\n"
     "end\n"
-    "local elapsed = now - tonumber(first)\n"
-    "if elapsed < delay then return {'defer', delay - elapsed} end\n"
-    "redis.call('HSET', KEYS[1], 'state', 'pass', 'last', now)\n"
+    "local first_ms = tonumber(redis.call('HGET', KEYS[1], 'first_ms')) or "
+    "tonumber(first) * 1000\n"
+    "local elapsed = now - first_ms\n"
+    "if elapsed < delay then\n"
+    "  return {'defer', math.ceil((delay - elapsed) / 1000)}\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'pass', 'last', sec)\n"
     "redis.call('EXPIRE', KEYS[1], max_age)\n"
     "redis.call('INCR', KEYS[2])\n"
     "redis.call('EXPIRE', KEYS[2], max_age)\n"
@@ -376,7 +386,7 @@ decide(struct greylist_state *st, const struct message *msg,
 	    &sender);
 	greylist_triplet_key(cfg, net.data, sender.data, rcpt, &tkey);
 	greylist_client_key(cfg, net.data, &ckey);
-	snprintf(delay, sizeof(delay), "%ld", cfg->greylist.delay_ms / 1000);
+	snprintf(delay, sizeof(delay), "%ld", cfg->greylist.delay_ms);
 	snprintf(window, sizeof(window), "%ld",
 	    cfg->greylist.retry_window_ms / 1000 > 0 ?
 	    cfg->greylist.retry_window_ms / 1000 : 1);
