@@ -126,11 +126,13 @@ dnsbl_init(const struct check_env *env, void **out, char *err)
 			if (l->ncodes == DNSBL_CODES_MAX || eq == NULL ||
 			    inet_pton(AF_INET, item, c->addr) != 1 ||
 			    config_parse_double(eq + 1, &c->score) < 0) {
+				/* The message first: item lives in copy. */
+				mxg_fail(err, MXG_EINVAL, "[dnsbl %s] codes: '%s' "
+				    "is not ADDRESS=SCORE (at most %d)", d->name,
+				    item, DNSBL_CODES_MAX);
 				free(copy);
 				dnsbl_free(st);
-				return mxg_fail(err, MXG_EINVAL, "[dnsbl %s] codes: "
-				    "'%s' is not ADDRESS=SCORE (at most %d)",
-				    d->name, item, DNSBL_CODES_MAX);
+				return MXG_EINVAL;
 			}
 			l->ncodes++;
 		}
