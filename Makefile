@@ -21,7 +21,7 @@ DEB_PACKAGES = build-essential pkg-config \
 	libhiredis-dev libpcre2-dev libgmime-3.0-dev libunbound-dev \
 	libinih-dev libcmocka-dev libpsl-dev publicsuffix \
 	postfix redis-server unbound swaks python3 python3-yaml \
-	python3-dkim python3-nacl opendkim opendkim-tools openssl
+	python3-dkim python3-nacl opendkim opendkim-tools openssl spamassassin
 
 PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis libpcre2-8
 CC     ?= cc

@@ -256,6 +256,31 @@ def test_lint_accepts_the_shipped_example():
 
 
 @case
+def test_lint_loads_spamassassins_stock_rules():
+    # Debian's spamassassin package installs them here (make deps).
+    path = write("sa.conf", "[rules]\nfiles = /usr/share/spamassassin/*.cf\n")
+    p = subprocess.run([BIN, "lint", "-c", path, "--json"], capture_output=True)
+    assert p.returncode == 0, (p.returncode, p.stderr[-500:])
+    d = json.loads(p.stdout)
+    assert d["errors"] == [], d["errors"][:5]
+    assert d["rules_loaded"] > 2000, d["rules_loaded"]
+    groups = {w.get("group") for w in d["warnings"]}
+    assert "eval: test" in groups, sorted(groups)[:10]
+
+
+@case
+def test_lint_reports_rule_errors_with_file_and_line():
+    rules = write("bad.rules", "body OK /fine/\nbody BAD /(unclosed/\nscore OK 1 2\n")
+    path = write("r.conf", "[rules]\nfiles = %s\n" % rules)
+    p = subprocess.run([BIN, "lint", "-c", path, "--json"], capture_output=True)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    d = json.loads(p.stdout)
+    wheres = [e["where"] for e in d["errors"]]
+    assert wheres == [rules + ":2", rules + ":3"], d["errors"]
+    assert d["rules_loaded"] == 1, d
+
+
+@case
 def test_site_overrides_appended_to_the_example_win():
     text = open(os.path.join(ROOT, "milter.conf.example")).read()
     conf = text + "\n[dns]\nnameserver = 127.0.0.1@9\ntimeout = 300ms\non_error = accept\n" \
