@@ -51,6 +51,7 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(
         HERE, "..", "..", _build, "mxguard-milter")
 
+from testrun import exit_on_signal, report_failure, sanitizer_reports  # noqa: E402
 from mta import (Milter, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  swaks, wait_for)
 
@@ -582,35 +583,9 @@ TESTS = [
 
 # ---------------------------------------------------------------- runner
 
-def report_failure(name, reason):
-    first, _, rest = str(reason).partition("\n")
-    print("not ok - %s: %s" % (name, first))
-    for line in rest.splitlines():
-        print("#   " + line)
-
-
-def sanitizer_reports(workdir):
-    """Lines of AddressSanitizer/UBSan/LeakSanitizer reports in milter logs."""
-    found = []
-    for root, _, files in os.walk(workdir):
-        for name in files:
-            if not (name.startswith("milter") and name.endswith(".log")):
-                continue
-            with open(os.path.join(root, name), errors="replace") as f:
-                for line in f:
-                    if ("Sanitizer" in line and "ERROR" in line) or \
-                            "runtime error:" in line or "SUMMARY:" in line:
-                        found.append("%s: %s" % (name, line.rstrip()))
-    return found[:40]
-
-
-def _exit_on_signal(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv):
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGHUP, exit_on_signal)
     keep = "--keep" in argv
     pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
     tests = [t for t in TESTS if pattern is None or pattern in t.__name__]

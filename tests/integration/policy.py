@@ -51,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
+from testrun import exit_on_signal, report_failure, sanitizer_reports  # noqa: E402
 from mta import (HarnessError, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  port_accepts, swaks, tail, wait_for)
 
@@ -893,33 +894,12 @@ TESTS = [
 
 # ---------------------------------------------------------------- main
 
-def report_failure(name, reason):
-    first, _, rest = str(reason).partition("\n")
-    print("not ok - %s: %s" % (name, first))
-    for line in rest.splitlines():
-        print("#   " + line)
 
-
-def sanitizer_reports(workdir):
-    found = []
-    for name in sorted(os.listdir(workdir)):
-        if not (name.startswith("policy-") and name.endswith(".log")):
-            continue
-        with open(os.path.join(workdir, name), errors="replace") as f:
-            for line in f:
-                if ("Sanitizer" in line and "ERROR" in line) or \
-                        "runtime error:" in line or "SUMMARY:" in line:
-                    found.append("%s: %s" % (name, line.rstrip()))
-    return found[:40]
-
-
-def _exit_on_signal(signum, frame):
-    raise SystemExit(128 + signum)
 
 
 def main(argv):
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGHUP, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    signal.signal(signal.SIGHUP, exit_on_signal)
     build = argv[argv.index("--build") + 1] if "--build" in argv else "build"
     pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
     keep = "--keep" in argv
@@ -978,7 +958,7 @@ def main(argv):
         for e in errors:
             print("# stopping %s" % e)
         if env.workdir and env.servers:
-            reports = sanitizer_reports(env.workdir)
+            reports = sanitizer_reports(env.workdir, 'policy-')
             if reports:
                 failed += 1
                 report_failure("policy_logs_have_no_sanitizer_reports",
