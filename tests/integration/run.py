@@ -73,6 +73,8 @@ RECORDS = [
     ("temperror.test", "TIMEOUT", None),
     # DMARC: From domains whose policy a message sent from pass.test (SPF
     # pass, not aligned, no signature) fails.
+    # A DNSBL listing one client, 192.0.2.250 (code 127.0.0.2).
+    ("250.2.0.192.bl.test", "A", "127.0.0.2"),
     ("_dmarc.dmarc-reject.test", "TXT", "v=DMARC1; p=reject"),
     ("_dmarc.dmarc-quarantine.test", "TXT", "v=DMARC1; p=quarantine"),
     # DKIM: signed.test signs its mail (key record added at start, the key
@@ -87,13 +89,17 @@ HELO_CLIENT = "192.0.2.25"
 
 def milter_config(port, nameserver, workdir, received_spf="yes",
                   on_error="tempfail", reject_fail="yes", spf_enabled="yes",
-                  dns_timeout="2s", dmarc_quarantine=None, actions=None):
+                  dns_timeout="2s", dmarc_quarantine=None, actions=None,
+                  dnsbl=False):
     # [dkim] and [dmarc] run with their defaults (both enabled, DMARC
     # enforced); only what a test changes is written. The default rules
     # of the checkout are loaded.
     extra = "\n[rules]\nfiles = %s/rules/*.rules\n" % REPO_ROOT
     if dmarc_quarantine is not None:
         extra += "\n[dmarc]\nquarantine = %s\n" % dmarc_quarantine
+    if dnsbl:
+        extra += ("\n[dnsbl testbl]\nzone = bl.test\ntype = client\n"
+                  "score = 1\ncodes = 127.0.0.2=20\n")
     if actions is not None:
         extra += "\n[actions]\n" + "".join(
             "%s = %s\n" % kv for kv in sorted(actions.items()))
@@ -627,6 +633,22 @@ def test_rewrite_subject_tags_the_delivered_subject(env):
         fail("Subject not rewritten: %r" % subject, res=res, env=env)
 
 
+def test_client_on_a_dnsbl_is_refused_550_5_7_1_and_others_are_not(env):
+    env.use_milter(dnsbl=True)
+    msg = make_message(from_addr="alice@pass.test", to_addr=RCPT)
+    res = env.send("alice@pass.test", helo="mail.pass.test",
+                   client="192.0.2.250", message=msg)
+    expect_reply(res, 550, "5.7.1", env)
+    env.assert_not_delivered_nor_queued(res)
+    if "DNSBL_TESTBL" not in env.milter.log():
+        fail("the milter log does not name the list", res=res, env=env)
+    res = env.send("alice@pass.test", helo="mail.pass.test",
+                   message=make_message(from_addr="alice@pass.test", to_addr=RCPT))
+    expect_accepted(res, env)
+    if "DNSBL_TESTBL" in " ".join(env.delivered(res).header("X-Spam-Status")):
+        fail("an unlisted client got the DNSBL symbol", res=res, env=env)
+
+
 def test_clean_mail_is_delivered_with_x_spam_status_no(env):
     env.use_milter()
     res = env.send("alice@pass.test", helo="mail.pass.test",
@@ -659,6 +681,7 @@ TESTS = [
     test_spam_between_add_header_and_reject_is_delivered_flagged,
     test_rewrite_subject_tags_the_delivered_subject,
     test_clean_mail_is_delivered_with_x_spam_status_no,
+    test_client_on_a_dnsbl_is_refused_550_5_7_1_and_others_are_not,
     test_dmarc_reject_failure_is_refused_with_550_5_7_1_and_not_delivered,
     test_dmarc_quarantine_failure_is_held_in_postfix_hold_queue_when_quarantine_is_hold,
     test_dkim_pass_is_delivered_with_dkim_pass_in_authentication_results,
