@@ -196,6 +196,8 @@ scan_free(struct scan *scan)
 	if (scan == NULL)
 		return;
 	scan_reset(scan);
+	spf_result_clear(&scan->spf_last);
+	free(scan->spf_last_key);
 	verdict_free(scan->verdict);
 	free(scan);
 }

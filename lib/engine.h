@@ -100,6 +100,10 @@ struct scan {
 	bool finished;
 
 	struct spf_result spf;
+	/* The last SPF evaluation of this connection, kept across
+	 * scan_reset (see spf.h); freed by scan_free. */
+	struct spf_result spf_last;
+	char *spf_last_key;
 	struct dkim_results dkim;
 	struct dmarc_result dmarc;
 	struct mime_content *mime;	/* decoded by the rules check, or NULL */

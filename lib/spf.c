@@ -570,6 +570,24 @@ spf_result_clear(struct spf_result *result)
 	memset(result, 0, sizeof(*result));
 }
 
+static char *
+dup_or_null(const char *s)
+{
+	return s ? mxg_strdup(s) : NULL;
+}
+
+void
+spf_result_copy(struct spf_result *dst, const struct spf_result *src)
+{
+	spf_result_clear(dst);
+	dst->code = src->code;
+	dst->identity = src->identity;
+	dst->domain = dup_or_null(src->domain);
+	dst->sender = dup_or_null(src->sender);
+	dst->explanation = dup_or_null(src->explanation);
+	dst->comment = dup_or_null(src->comment);
+}
+
 static void
 set_comment(struct spf_result *result, const char *fmt, const char *a)
 {
@@ -736,9 +754,27 @@ spf_run(void *state, struct scan *scan)
 	struct spf_result *r = &scan->spf;
 	struct strbuf props = STRBUF_INIT;
 
+	struct strbuf key = STRBUF_INIT;
+
 	(void)state;
-	spf_result_clear(r);
-	spf_check_identity(&env, scan->msg, r);
+	/* What the evaluation depends on: client, HELO, sender. */
+	strbuf_printf(&key, "%s|%s|%s", scan->msg->client_addr ?
+	    scan->msg->client_addr : "", scan->msg->helo ? scan->msg->helo : "",
+	    scan->msg->mail_from ? scan->msg->mail_from : "");
+	if (scan->spf_last_key != NULL &&
+	    strcmp(scan->spf_last_key, key.data) == 0) {
+		spf_result_copy(r, &scan->spf_last);
+	} else {
+		spf_result_clear(r);
+		spf_check_identity(&env, scan->msg, r);
+		/* A temporary failure is asked again next time. */
+		if (r->code != SPF_RES_TEMPERROR) {
+			spf_result_copy(&scan->spf_last, r);
+			free(scan->spf_last_key);
+			scan->spf_last_key = strbuf_steal(&key);
+		}
+	}
+	strbuf_free(&key);
 
 	scan_add_symbol(scan, result_symbols[r->code], r->comment);
 	if (r->domain != NULL)

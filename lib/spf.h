@@ -15,6 +15,11 @@
  * reject 550 5.7.23 with the domain's explanation; temperror with
  * [dns] on_error = tempfail -> forced tempfail 451 4.4.3.
  *
+ * Within one connection (scan) the last evaluation is remembered: the
+ * same client, HELO and sender again (the policy server is asked once
+ * per recipient; a client may send several messages) reuse its result
+ * instead of asking DNS again.
+ *
  * spf_check_identity(env, msg, &result)
  *	The evaluation alone (no symbols, no policy), for callers that only
  *	need the result. Fills result; free its strings with
@@ -51,6 +56,8 @@ extern const struct check spf_check;
 void spf_check_identity(const struct check_env *env, const struct message *msg,
     struct spf_result *result);
 void spf_result_clear(struct spf_result *result);
+/* A deep copy of src into dst (dst is cleared first). */
+void spf_result_copy(struct spf_result *dst, const struct spf_result *src);
 /* "pass" "fail" ... "temperror" "permerror"; "none" for NOT_CHECKED. */
 const char *spf_result_name(enum spf_result_code code);
 
