@@ -346,7 +346,9 @@ class Env:
         from dnsserver import DnsServer
         self.workdir = tempfile.mkdtemp(prefix="mxguard-policy-")
         os.chmod(self.workdir, 0o755)
-        self.dns = DnsServer(os.path.join(self.workdir, "dns"))
+        # TTL 0: the resolver keeps no answer, so a test can tell an SPF
+        # result the server reused from one it asked DNS for again.
+        self.dns = DnsServer(os.path.join(self.workdir, "dns"), ttl=0)
         self.dns.set_records(RECORDS)
         self.dns.start()
         self.redis = Redis(self.workdir).start()
@@ -503,6 +505,35 @@ def test_spf_pass_prepends_received_spf_once_per_message(env):
              "got %r" % got, main)
     if "4ABCDE: client=192.0.2.10" not in main.log():
         fail("no log line with the queue id 4ABCDE", main)
+
+
+def test_spf_is_evaluated_once_per_message_not_per_recipient(env):
+    # Postfix asks once per recipient; the server keeps the connection's
+    # last SPF evaluation. Proof (records have TTL 0, nothing is cached by
+    # the resolver): with the DNS server stopped after the first request,
+    # the second recipient still gets pass, while a new sender is a DNS
+    # failure.
+    main = env.servers["main"]
+    inst = next_instance()
+    with Client(main) as c:
+        first = c.ask(request(instance=inst, sender="carol@pass.test",
+                              rcpt="postmaster@a.example"))
+        env.dns.stop()
+        try:
+            second = c.ask(request(instance=inst, sender="carol@pass.test",
+                                   rcpt="postmaster@b.example"), timeout=15)
+            other = c.ask(request(sender="dave@pass.test",
+                                  rcpt="postmaster@a.example"), timeout=15)
+        finally:
+            env.dns.start()
+    if not first.startswith("PREPEND Received-SPF: pass"):
+        fail("first recipient: expected PREPEND ... pass, got %r" % first, main)
+    if second != "DUNNO":
+        fail("second recipient of the same message: expected DUNNO (SPF "
+             "result reused), got %r" % second, main)
+    if not other.startswith("451 4.4.3 "):
+        fail("another sender with DNS down: expected 451 4.4.3, got %r"
+             % other, main)
 
 
 def test_dns_trouble_is_451_4_4_3(env):
@@ -871,6 +902,7 @@ TESTS = [
     test_greylisting_keys_on_the_recipient_and_decides_per_request,
     test_spf_fail_is_refused_with_550_5_7_23,
     test_spf_pass_prepends_received_spf_once_per_message,
+    test_spf_is_evaluated_once_per_message_not_per_recipient,
     test_dns_trouble_is_451_4_4_3,
     test_client_outside_allow_is_closed_without_a_reply,
     test_sighup_and_sigusr1_do_not_stop_the_server,
