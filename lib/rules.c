@@ -65,6 +65,7 @@ struct rule {
 	double score;		/* the one in force */
 	char *description;
 	bool multiple;
+	bool nice;		/* tflags nice: a ham sign, default score -1 */
 	int maxhits;
 	char *where;
 	bool broken;		/* an error: never runs */
@@ -586,7 +587,9 @@ parse_tflags(struct rule *r, char *cursor)
 	char *w;
 
 	while ((w = next_word(&cursor)) != NULL) {
-		if (strcmp(w, "multiple") == 0) {
+		if (strcmp(w, "nice") == 0) {
+			r->nice = true;
+		} else if (strcmp(w, "multiple") == 0) {
 			r->multiple = true;
 			if (r->maxhits <= 1)
 				r->maxhits = RULES_MULTIPLE_MAX;
@@ -895,14 +898,15 @@ meta_resolve(struct ruleset *set, struct meta_node *n)
 	meta_resolve(set, n->right);
 }
 
+/* SpamAssassin's defaults for a rule without a score line. */
 static double
-default_score(const char *name)
+default_score(const struct rule *r)
 {
-	if (strncmp(name, "__", 2) == 0)
+	if (strncmp(r->name, "__", 2) == 0)
 		return 0;
-	if (strncmp(name, "T_", 2) == 0)
-		return 0.01;
-	return 1.0;
+	if (strncmp(r->name, "T_", 2) == 0)
+		return r->nice ? -0.01 : 0.01;
+	return r->nice ? -1.0 : 1.0;
 }
 
 struct ruleset *
@@ -950,7 +954,7 @@ rules_load(const char *files, const struct rules_options *opt,
 
 		meta_resolve(set, r->meta);
 		r->score = r->has_score ? r->scores[opt->score_set & 3] :
-		    default_score(r->name);
+		    default_score(r);
 		if (r->type != RULE_NONE && !r->broken)
 			report->loaded++;
 	}

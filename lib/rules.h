@@ -19,7 +19,8 @@
  * read) name file:line; a rule with an error is left out and the rest
  * load.
  *
- * Scores: a rule without a score line scores 1.0 (0.01 for T_ names);
+ * Scores: a rule without a score line scores 1.0 (0.01 for T_ names;
+ * negative for tflags nice, as in SpamAssassin);
  * "__" names are sub-rules for metas, never symbols; score 0 disables a
  * rule. With four scores, set 1 (network tests, no Bayes) is used when
  * any network check is on, else set 0.

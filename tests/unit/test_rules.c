@@ -658,7 +658,9 @@ static const char score_rules[] =
     "body T_SCORED /Hello/\n"
     "score T_SCORED 1.5\n"
     "body MISS /nomatch/\n"
-    "score MISS 9\n";
+    "score MISS 9\n"
+    "body NICE_DEFAULT /Hello/\n"
+    "tflags NICE_DEFAULT nice\n";
 
 static void
 test_rules_scores_and_score_sets(void **state)
@@ -673,7 +675,7 @@ test_rules_scores_and_score_sets(void **state)
 		snprintf(label, sizeof(label), "score set %d", set);
 		load_bytes(f, score_rules, strlen(score_rules), &opt);
 		expect_no_diags(label, f);
-		EXPECT_INT(label, f->report.loaded, 13);
+		EXPECT_INT(label, f->report.loaded, 14);
 		run(f);
 
 		static const struct {
@@ -690,6 +692,8 @@ test_rules_scores_and_score_sets(void **state)
 			{"DESC", {1.0, 1.0, 1.0, 1.0}},
 			{"META4", {0.5, 0.25, 2, 8}},
 			{"T_SCORED", {1.5, 1.5, 1.5, 1.5}},
+			/* No score line, tflags nice: SpamAssassin's -1. */
+			{"NICE_DEFAULT", {-1.0, -1.0, -1.0, -1.0}},
 		};
 		for (size_t i = 0; i < NELEM(want); i++) {
 			const struct rules_hit *h = find_hit(label, &f->eval,
@@ -750,7 +754,7 @@ test_rules_has_and_set_score(void **state)
 	expect_hits("set_score", f, "ONE __SUB NO_SUCH_RULE", false);
 	/* META4 still sees FOUR and __SUB. */
 	expect_hits("set_score", f, "META4", true);
-	EXPECT_INT("set_score: hits", f->eval.nhits, 10);
+	EXPECT_INT("set_score: hits", f->eval.nhits, 11);
 }
 
 /* ------------------------------------------------------- if / ifplugin */
