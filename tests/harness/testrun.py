@@ -11,8 +11,13 @@ sanitizer_reports(workdir, prefix)
 exit_on_signal(signum, frame)
     A SIGTERM/SIGHUP handler that raises SystemExit, so that finally:
     blocks and atexit stop every daemon the run started.
+run_one(test, env)
+    Runs test(env) and prints its "ok"/"not ok" line. Returns "ok",
+    "failed" or "interrupted" (a signal or ^C: the caller stops the run).
 """
 import os
+import sys
+import traceback
 
 
 def report_failure(name, reason):
@@ -38,3 +43,25 @@ def sanitizer_reports(workdir, prefix="milter"):
 
 def exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
+
+
+def run_one(test, env):
+    try:
+        test(env)
+    except AssertionError as e:
+        report_failure(test.__name__, e)
+        return "failed"
+    except (KeyboardInterrupt, SystemExit) as e:
+        how = ("signal %d" % (e.code - 128) if isinstance(e, SystemExit)
+               and isinstance(e.code, int) else type(e).__name__)
+        report_failure(test.__name__, "interrupted (%s)" % how)
+        return "interrupted"
+    except Exception as e:
+        report_failure(test.__name__, "%s: %s\n%s" % (
+            type(e).__name__, e, traceback.format_exc()))
+        return "failed"
+    finally:
+        sys.stdout.flush()
+    print("ok - %s" % test.__name__)
+    sys.stdout.flush()
+    return "ok"

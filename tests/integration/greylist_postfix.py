@@ -37,7 +37,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 
@@ -51,7 +50,7 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(
         HERE, "..", "..", _build, "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, sanitizer_reports  # noqa: E402
+from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
 from mta import (Milter, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  swaks, wait_for)
 
@@ -605,23 +604,13 @@ def main(argv):
             if not env.redis.ping():
                 env.redis.start()
             env.redis.command("FLUSHALL")
-            try:
-                test(env)
-            except AssertionError as e:
-                failed += 1
-                report_failure(test.__name__, e)
-            except (KeyboardInterrupt, SystemExit) as e:
-                failed += 1
-                report_failure(test.__name__, "interrupted (%s)" % type(e).__name__)
-                break
-            except Exception as e:
-                failed += 1
-                report_failure(test.__name__, "%s: %s\n%s" % (
-                    type(e).__name__, e, traceback.format_exc()))
-            else:
+            outcome = run_one(test, env)
+            if outcome == "ok":
                 passed += 1
-                print("ok - %s" % test.__name__)
-            sys.stdout.flush()
+            else:
+                failed += 1
+            if outcome == "interrupted":
+                break
     finally:
         errors = env.stop()
         for e in errors:

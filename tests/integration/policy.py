@@ -43,7 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.dont_write_bytecode = True
 
@@ -51,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
-from testrun import exit_on_signal, report_failure, sanitizer_reports  # noqa: E402
+from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
 from mta import (HarnessError, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  port_accepts, swaks, tail, wait_for)
 
@@ -949,23 +948,13 @@ def main(argv):
             return 1
         for test in tests:
             env.sink.clear()
-            try:
-                test(env)
-            except AssertionError as e:
-                failed += 1
-                report_failure(test.__name__, e)
-            except (KeyboardInterrupt, SystemExit) as e:
-                failed += 1
-                report_failure(test.__name__, "interrupted (%s)" % type(e).__name__)
-                break
-            except Exception as e:
-                failed += 1
-                report_failure(test.__name__, "%s: %s\n%s" % (
-                    type(e).__name__, e, traceback.format_exc()))
-            else:
+            outcome = run_one(test, env)
+            if outcome == "ok":
                 passed += 1
-                print("ok - %s" % test.__name__)
-            sys.stdout.flush()
+            else:
+                failed += 1
+            if outcome == "interrupted":
+                break
     finally:
         # Every server must stop cleanly on SIGTERM: exit 0, no pidfile.
         if env.servers:

@@ -35,7 +35,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # leave no __pycache__ in the tree
 
@@ -50,7 +49,7 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(
         HERE, "..", "..", _build, "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, sanitizer_reports  # noqa: E402
+from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
 from mta import (Milter, MilterShutdownError, Postfix, Redis, SmtpSink,  # noqa: E402
                  free_port, swaks, wait_for)
 from dkimkeys import KeyPair, make_message, sign_dkimpy  # noqa: E402
@@ -711,25 +710,13 @@ def main(argv):
             return 1
         for test in tests:
             env.sink.clear()
-            try:
-                test(env)
-            except AssertionError as e:
-                failed += 1
-                report_failure(test.__name__, e)
-            except (KeyboardInterrupt, SystemExit) as e:
-                failed += 1
-                report_failure(test.__name__, "interrupted (%s)" % (
-                    "signal %d" % (e.code - 128) if isinstance(e, SystemExit)
-                    and isinstance(e.code, int) else type(e).__name__))
-                break
-            except Exception as e:
-                failed += 1
-                report_failure(test.__name__, "%s: %s\n%s" % (
-                    type(e).__name__, e, traceback.format_exc()))
-            else:
+            outcome = run_one(test, env)
+            if outcome == "ok":
                 passed += 1
-                print("ok - %s" % test.__name__)
-            sys.stdout.flush()
+            else:
+                failed += 1
+            if outcome == "interrupted":
+                break
     finally:
         errors = env.stop()
         for e in errors:
