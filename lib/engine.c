@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "authres.h"
@@ -188,6 +189,7 @@ scan_reset(struct scan *scan)
 	scan->trusted = false;
 	scan->finished = false;
 	memset(scan->stage_done, 0, sizeof(scan->stage_done));
+	memset(scan->check_ns, 0, sizeof(scan->check_ns));
 }
 
 void
@@ -254,12 +256,25 @@ scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
 	scan->rcpt_refused_now = true;
 }
 
+static uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void
 run_checks(struct engine *engine, struct scan *scan, int stage)
 {
 	for (size_t c = 0; c < engine->nchecks && !scan->verdict->forced; c++)
-		if ((int)engine->checks[c]->stage == stage)
+		if ((int)engine->checks[c]->stage == stage) {
+			uint64_t start = monotonic_ns();
+
 			engine->checks[c]->run(engine->states[c], scan);
+			scan->check_ns[c] += monotonic_ns() - start;
+		}
 }
 
 bool
@@ -309,9 +324,25 @@ engine_body(struct engine *engine, struct scan *scan, const char *chunk,
 	if (scan->trusted || scan->verdict->forced)
 		return;
 	for (size_t c = 0; c < engine->nchecks; c++)
-		if (engine->checks[c]->body != NULL)
+		if (engine->checks[c]->body != NULL) {
+			uint64_t start = monotonic_ns();
+
 			engine->checks[c]->body(engine->states[c], scan, chunk,
 			    len);
+			scan->check_ns[c] += monotonic_ns() - start;
+		}
+}
+
+size_t
+engine_check_count(const struct engine *engine)
+{
+	return engine->nchecks;
+}
+
+const char *
+engine_check_name(const struct engine *engine, size_t index)
+{
+	return index < engine->nchecks ? engine->checks[index]->name : NULL;
 }
 
 /* key="value"; with the value from the client made a safe quoted-string. */

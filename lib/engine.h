@@ -40,6 +40,9 @@
  *	result so far; false when SPF has not run. For the policy server,
  *	which prepends it at RCPT time, and for engine_finish.
  *
+ * engine_check_count(engine) / engine_check_name(engine, i)
+ *	The enabled checks in run order; i indexes scan->check_ns.
+ *
  * engine_summary(scan, buf)
  *	The one log line about the message (without queue id).
  *
@@ -55,6 +58,7 @@
 #define MXG_ENGINE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "check.h"
 #include "dkim.h"
@@ -108,6 +112,9 @@ struct scan {
 	struct dmarc_result dmarc;
 	struct mime_content *mime;	/* decoded by the rules check, or NULL */
 	void *check_data[ENGINE_MAX_CHECKS];
+	/* Wall time each enabled check spent on this message (run and body
+	 * hooks), indexed as engine_check_name(); zeroed by scan_reset. */
+	uint64_t check_ns[ENGINE_MAX_CHECKS];
 
 	struct header_removal *removals;
 	size_t nremovals;
@@ -130,6 +137,8 @@ void engine_finish(struct engine *engine, struct scan *scan);
 bool engine_received_spf(const struct engine *engine, const struct scan *scan,
     struct strbuf *sb);
 void engine_summary(const struct scan *scan, struct strbuf *line);
+size_t engine_check_count(const struct engine *engine);
+const char *engine_check_name(const struct engine *engine, size_t index);
 
 void scan_add_symbol(struct scan *scan, const char *name, const char *detail);
 void **scan_check_data(struct scan *scan, const struct check *check);
