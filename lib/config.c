@@ -103,6 +103,61 @@ config_parse_double(const char *text, double *out)
 	return 0;
 }
 
+int
+config_parse_rate(const char *text, double max, double *limit,
+    long *period_ms)
+{
+	static const struct unit units[] = {
+		{"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {NULL, 0},
+	};
+	const char *slash = strchr(text, '/');
+	char amount[64], period[64];
+	double n;
+
+	if (slash == NULL || slash == text ||
+	    (size_t)(slash - text) >= sizeof(amount) ||
+	    strlen(slash + 1) >= sizeof(period) - 1)
+		return -1;
+	snprintf(amount, sizeof(amount), "%.*s", (int)(slash - text), text);
+	/* "20/m" means one minute; "5/10s" ten seconds. */
+	snprintf(period, sizeof(period), "%s%s",
+	    isdigit((unsigned char)slash[1]) ? "" : "1", slash + 1);
+	if (!isdigit((unsigned char)amount[0]) ||
+	    parse_with_unit(amount, units, &n) < 0 || n < 1 || n > max ||
+	    n != floor(n))
+		return -1;
+	if (config_parse_duration_ms(period, period_ms) < 0 ||
+	    *period_ms < 1000 || *period_ms > 365 * 86400000L)
+		return -1;
+	*limit = n;
+	return 0;
+}
+
+static const char *const ratelimit_key_names[] = {"client_ip", "client_net",
+    "sender", "sender_domain", "sasl_user", "rcpt", "rcpt_domain", NULL};
+static const char *const ratelimit_count_names[] = {"connections",
+    "messages", "recipients", "bytes", NULL};
+static const char *const ratelimit_action_names[] = {"defer", "reject",
+    "score", NULL};
+
+const char *
+config_ratelimit_key_name(enum ratelimit_key key)
+{
+	return ratelimit_key_names[key];
+}
+
+const char *
+config_ratelimit_count_name(enum ratelimit_count count)
+{
+	return ratelimit_count_names[count];
+}
+
+const char *
+config_ratelimit_action_name(enum ratelimit_action action)
+{
+	return ratelimit_action_names[action];
+}
+
 void
 config_defaults(struct config *cfg)
 {
@@ -113,6 +168,11 @@ config_defaults(struct config *cfg)
 	cfg->milter.timeout_ms = 300000;
 	cfg->milter.log_level = LOG_LEVEL_INFO;
 	cfg->milter.loopback_trusted = true;
+	cfg->milter.socket_mode = 0660;
+	cfg->log.format = LOG_FORMAT_TEXT;
+	cfg->ratelimit.enabled = true;
+	cfg->ratelimit.on_error = ON_ERROR_ACCEPT;
+	cfg->ratelimit.skip_authenticated = false;
 	cfg->dns.timeout_ms = 5000;
 	cfg->dns.on_error = ON_ERROR_TEMPFAIL;
 	cfg->spf.enabled = true;
@@ -188,6 +248,18 @@ config_release(struct config *cfg)
 	free(cfg->milter.socket);
 	free(cfg->milter.pidfile);
 	free(cfg->milter.authserv_id);
+	free(cfg->milter.user);
+	free(cfg->milter.group);
+	free(cfg->metrics.listen);
+	free(cfg->metrics.policy_listen);
+	free(cfg->ratelimit.skip_networks);
+	free(cfg->ratelimit.skip_networks_file);
+	free(cfg->ratelimit.skip_recipients);
+	free(cfg->ratelimit.skip_recipients_file);
+	for (size_t i = 0; i < cfg->nratelimits; i++) {
+		free(cfg->ratelimits[i].name);
+		free(cfg->ratelimits[i].symbol);
+	}
 	free(cfg->dns.nameserver);
 	free(cfg->rules.files);
 	free(cfg->actions.subject_prefix);
@@ -234,6 +306,8 @@ enum value_type {
 	VALUE_LOG_LEVEL,
 	VALUE_SOCKET,		/* char *, syntax-checked */
 	VALUE_CHOICE,		/* an enum (int): the index in choices */
+	VALUE_MODE,		/* int: octal file mode, 0 to 0777 */
+	VALUE_HOSTPORT,		/* char *: HOST:PORT, [V6]:PORT */
 };
 
 struct key {
@@ -256,6 +330,7 @@ static const char *const score_set_names[] = {"auto", "0", "1", "2", "3",
     NULL};
 static const char *const quarantine_names[] = {"score", "hold", NULL};
 static const char *const multiple_from_names[] = {"reject", "score", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 static const struct key config_keys[] = {
 	KEY("milter", "socket", VALUE_SOCKET, milter.socket),
@@ -266,6 +341,24 @@ static const struct key config_keys[] = {
 	KEY("milter", "timeout", VALUE_DURATION_MS, milter.timeout_ms),
 	KEY("milter", "log_level", VALUE_LOG_LEVEL, milter.log_level),
 	KEY("milter", "loopback_trusted", VALUE_BOOL, milter.loopback_trusted),
+	KEY("milter", "user", VALUE_STRING, milter.user),
+	KEY("milter", "group", VALUE_STRING, milter.group),
+	KEY("milter", "socket_mode", VALUE_MODE, milter.socket_mode),
+	KEY("log", "level", VALUE_LOG_LEVEL, milter.log_level),
+	CHOICE("log", "format", log.format, log_format_names),
+	KEY("metrics", "listen", VALUE_HOSTPORT, metrics.listen),
+	KEY("metrics", "policy_listen", VALUE_HOSTPORT, metrics.policy_listen),
+	KEY("ratelimit", "enabled", VALUE_BOOL, ratelimit.enabled),
+	KEY("ratelimit", "on_error", VALUE_ON_ERROR, ratelimit.on_error),
+	KEY("ratelimit", "skip_networks", VALUE_STRING, ratelimit.skip_networks),
+	KEY("ratelimit", "skip_networks_file", VALUE_STRING,
+	    ratelimit.skip_networks_file),
+	KEY("ratelimit", "skip_recipients", VALUE_STRING,
+	    ratelimit.skip_recipients),
+	KEY("ratelimit", "skip_recipients_file", VALUE_STRING,
+	    ratelimit.skip_recipients_file),
+	KEY("ratelimit", "skip_authenticated", VALUE_BOOL,
+	    ratelimit.skip_authenticated),
 	KEY("dns", "nameserver", VALUE_STRING, dns.nameserver),
 	KEY("dns", "timeout", VALUE_DURATION_MS, dns.timeout_ms),
 	KEY("dns", "on_error", VALUE_ON_ERROR, dns.on_error),
@@ -372,6 +465,22 @@ socket_spec_valid(const char *spec)
 	return *end == '\0' || (*end == '@' && end[1] != '\0');
 }
 
+/* HOST:PORT or [IPV6]:PORT, for listeners that are not milter sockets. */
+static int
+hostport_valid(const char *spec)
+{
+	const char *colon = strrchr(spec, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == spec)
+		return 0;
+	if (spec[0] == '[' && colon[-1] != ']')
+		return 0;
+	port = strtol(colon + 1, &end, 10);
+	return end != colon + 1 && *end == '\0' && port >= 1 && port <= 65535;
+}
+
 struct parse_state {
 	struct config *cfg;
 	const char *path;
@@ -428,6 +537,23 @@ set_score(struct parse_state *st, const char *symbol, const char *value)
 	return 1;
 }
 
+static bool
+section_name_valid(const char *name)
+{
+	return *name != '\0' && strlen(name) <= 40 && strspn(name,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+	    strlen(name);
+}
+
+static int
+choice_index(const char *const *names, const char *value)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], value) == 0)
+			return i;
+	return -1;
+}
+
 /* A key of a `[dnsbl NAME]` section; the list is created on first use. */
 static int
 set_dnsbl_key(struct parse_state *st, const char *list_name, const char *name,
@@ -437,9 +563,7 @@ set_dnsbl_key(struct parse_state *st, const char *list_name, const char *name,
 	struct config_dnsbl *d = NULL;
 	double score;
 
-	if (*list_name == '\0' || strlen(list_name) > 40 ||
-	    strspn(list_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789_-") != strlen(list_name))
+	if (!section_name_valid(list_name))
 		return parse_error(st, "[dnsbl %s]: a list name is letters, "
 		    "digits, - and _%s", list_name, "");
 	for (size_t i = 0; i < cfg->ndnsbls; i++)
@@ -487,6 +611,123 @@ set_dnsbl_key(struct parse_state *st, const char *list_name, const char *name,
 	return 1;
 }
 
+/* A key of a `[ratelimit NAME]` section; the rule is created on first
+ * use. Rates are checked against their count when the file ends. */
+static int
+set_ratelimit_key(struct parse_state *st, const char *rule_name,
+    const char *name, const char *value)
+{
+	struct config *cfg = st->cfg;
+	struct config_ratelimit *r = NULL;
+	int i;
+
+	if (!section_name_valid(rule_name))
+		return parse_error(st, "[ratelimit %s]: a rule name is letters, "
+		    "digits, - and _%s", rule_name, "");
+	for (size_t k = 0; k < cfg->nratelimits; k++)
+		if (strcmp(cfg->ratelimits[k].name, rule_name) == 0)
+			r = &cfg->ratelimits[k];
+	if (r == NULL) {
+		if (cfg->nratelimits == CONFIG_MAX_RATELIMITS)
+			return parse_error(st, "more than %s [ratelimit] "
+			    "rules%s", "64", "");
+		r = &cfg->ratelimits[cfg->nratelimits++];
+		memset(r, 0, sizeof(*r));
+		r->name = mxg_strdup(rule_name);
+		r->count = RATELIMIT_COUNT_MESSAGES;
+		r->action = RATELIMIT_ACTION_DEFER;
+		r->score = 5.0;
+		r->line = st->line;
+		r->symbol = mxg_malloc(strlen(rule_name) + 11);
+		snprintf(r->symbol, strlen(rule_name) + 11, "RATELIMIT_%s",
+		    rule_name);
+		for (char *p = r->symbol; *p; p++)
+			*p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	}
+	if (strcmp(name, "key") == 0) {
+		if ((i = choice_index(ratelimit_key_names, value)) < 0)
+			return parse_error(st, "[ratelimit] key: '%s' is not one "
+			    "of client_ip client_net sender sender_domain "
+			    "sasl_user rcpt rcpt_domain%s", value, "");
+		r->key = (enum ratelimit_key)i;
+		r->has_key = true;
+	} else if (strcmp(name, "count") == 0) {
+		if ((i = choice_index(ratelimit_count_names, value)) < 0)
+			return parse_error(st, "[ratelimit] count: '%s' is not "
+			    "connections, messages, recipients or bytes%s",
+			    value, "");
+		r->count = (enum ratelimit_count)i;
+	} else if (strcmp(name, "action") == 0) {
+		if ((i = choice_index(ratelimit_action_names, value)) < 0)
+			return parse_error(st, "[ratelimit] action: '%s' is not "
+			    "defer, reject or score%s", value, "");
+		r->action = (enum ratelimit_action)i;
+	} else if (strcmp(name, "rate") == 0) {
+		if (config_parse_rate(value, CONFIG_RATE_MAX_BYTES, &r->limit,
+		    &r->period_ms) < 0)
+			return parse_error(st, "[ratelimit] rate: '%s' is not "
+			    "N/PERIOD with N from 1 (like 100/1h, 20/m, "
+			    "5/10s)%s", value, "");
+		r->has_rate = true;
+		r->rate_line = st->line;
+	} else if (strcmp(name, "burst") == 0) {
+		static const struct unit units[] = {
+			{"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {NULL, 0},
+		};
+		double burst;
+
+		if (!isdigit((unsigned char)*value) ||
+		    parse_with_unit(value, units, &burst) < 0 || burst < 1 ||
+		    burst > CONFIG_RATE_MAX_BYTES || burst != floor(burst))
+			return parse_error(st, "[ratelimit] burst: '%s' is not a "
+			    "whole number from 1%s", value, "");
+		r->burst = burst;
+		r->burst_line = st->line;
+	} else if (strcmp(name, "score") == 0) {
+		if (config_parse_double(value, &r->score) < 0)
+			return parse_error(st, "[ratelimit] score: '%s' is not a "
+			    "number%s", value, "");
+	} else {
+		return parse_error(st, "unknown key '%s' in [ratelimit %s]",
+		    name, rule_name);
+	}
+	return 1;
+}
+
+/* What a [ratelimit NAME] section needs as a whole, once it is read. */
+static void
+check_ratelimits(struct parse_state *st)
+{
+	struct config *cfg = st->cfg;
+
+	for (size_t i = 0; st->error == NULL && i < cfg->nratelimits; i++) {
+		struct config_ratelimit *r = &cfg->ratelimits[i];
+		double max = r->count == RATELIMIT_COUNT_BYTES ?
+		    CONFIG_RATE_MAX_BYTES : CONFIG_RATE_MAX_EVENTS;
+
+		st->line = r->line;
+		if (!r->has_key)
+			parse_error(st, "[ratelimit %s] has no key%s", r->name,
+			    "");
+		else if (!r->has_rate)
+			parse_error(st, "[ratelimit %s] has no rate%s", r->name,
+			    "");
+		else if (r->limit > max) {
+			st->line = r->rate_line;
+			parse_error(st, "[ratelimit %s] rate: more than %s "
+			    "per period", r->name, r->count ==
+			    RATELIMIT_COUNT_BYTES ? "10^13 bytes" :
+			    "10^9 events");
+		} else if (r->burst > max) {
+			st->line = r->burst_line;
+			parse_error(st, "[ratelimit %s] burst: more than %s",
+			    r->name, r->count == RATELIMIT_COUNT_BYTES ?
+			    "10^13 bytes" : "10^9 events");
+		} else if (r->burst == 0)
+			r->burst = r->limit;
+	}
+}
+
 static int
 set_value(struct parse_state *st, const struct key *key, const char *value)
 {
@@ -498,6 +739,22 @@ set_value(struct parse_state *st, const struct key *key, const char *value)
 	char *end;
 
 	switch (key->type) {
+	case VALUE_HOSTPORT:
+		if (*value != '\0' && !hostport_valid(value))
+			return parse_error(st, "%s: '%s' is not HOST:PORT",
+			    key->name, value);
+		free(*(char **)field);
+		*(char **)field = *value ? mxg_strdup(value) : NULL;
+		return 1;
+	case VALUE_MODE:
+		errno = 0;
+		long mode = strtol(value, &end, 8);
+		if (end == value || *end != '\0' || errno || mode < 0 ||
+		    mode > 0777)
+			return parse_error(st, "%s: '%s' is not an octal mode "
+			    "(like 0660)", key->name, value);
+		*(int *)field = (int)mode;
+		return 1;
 	case VALUE_SOCKET:
 		if (!socket_spec_valid(value))
 			return parse_error(st, "socket: '%s' is not inet:PORT@HOST, "
@@ -641,6 +898,8 @@ handle_key(void *user, const char *section, const char *name,
 		return set_score(st, name, value);
 	if (strncmp(section, "dnsbl ", 6) == 0)
 		return set_dnsbl_key(st, section + 6, name, value);
+	if (strncmp(section, "ratelimit ", 10) == 0)
+		return set_ratelimit_key(st, section + 10, name, value);
 	bool section_known = false;
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++) {
 		const struct key *key = &config_keys[i];
@@ -666,6 +925,8 @@ section_is_known(const char *name, size_t len)
 	if (len == 6 && strncmp(name, "scores", 6) == 0)
 		return true;
 	if (len > 6 && strncmp(name, "dnsbl ", 6) == 0)
+		return true;
+	if (len > 10 && strncmp(name, "ratelimit ", 10) == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(*config_keys); i++)
 		if (strlen(config_keys[i].section) == len &&
@@ -775,6 +1036,7 @@ config_load(const char *path, struct config **out, char *err)
 			parse_error(&st, "[dnsbl %s] has no zone%s",
 			    cfg->dnsbls[i].name, "");
 		}
+	check_ratelimits(&st);
 	if (st.error != NULL) {
 		mxg_fail(err, MXG_EINVAL, "%s", st.error);
 		free(st.error);

@@ -11,7 +11,13 @@
  *	an over-long line is an error naming file:line.
  *
  *	Named sections: `[dnsbl NAME]` (one per DNS list; keys zone,
- *	type, score, codes, symbol), several allowed.
+ *	type, score, codes, symbol) and `[ratelimit NAME]` (one per rate
+ *	limit; keys key, rate, burst, count, action, score), several of
+ *	each allowed.
+ *
+ *	Rates: `N/PERIOD` with PERIOD a duration (`100/1h`, `20/m`,
+ *	`5/10s`); N a whole number > 0, with K/M/G for count = bytes
+ *	(`500M/1d`); periods from 1s to 365d.
  *
  *	Values: booleans yes/no/true/false/on/off/1/0; durations with unit
  *	ms, s, m, h, d (a bare number is seconds); sizes with K, M, G (bytes,
@@ -68,6 +74,10 @@ enum greylist_mode {
 };
 
 #define CONFIG_THRESHOLD_OFF (-1e300)
+#define CONFIG_MAX_RATELIMITS 64
+/* The largest N of a rate: 10^9 events, or 10^13 bytes per period. */
+#define CONFIG_RATE_MAX_EVENTS 1e9
+#define CONFIG_RATE_MAX_BYTES 1e13
 #define CONFIG_MAX_SCORES 256
 #define CONFIG_MAX_DNSBLS 32
 
@@ -85,6 +95,47 @@ struct config_dnsbl {
 	char *codes;		/* "127.0.0.2=4.0 127.0.0.10=1.5" */
 	char *symbol;		/* NULL: DNSBL_<NAME> or URIBL_<NAME> */
 	int line;
+};
+
+enum ratelimit_key {
+	RATELIMIT_KEY_CLIENT_IP,	/* the address itself */
+	RATELIMIT_KEY_CLIENT_NET,	/* /ipv4_prefix, /ipv6_prefix of [greylist] */
+	RATELIMIT_KEY_SENDER,		/* envelope sender, lowercased */
+	RATELIMIT_KEY_SENDER_DOMAIN,
+	RATELIMIT_KEY_SASL_USER,
+	RATELIMIT_KEY_RCPT,
+	RATELIMIT_KEY_RCPT_DOMAIN,
+	RATELIMIT_KEY_COUNT
+};
+
+enum ratelimit_count {
+	RATELIMIT_COUNT_CONNECTIONS,
+	RATELIMIT_COUNT_MESSAGES,
+	RATELIMIT_COUNT_RECIPIENTS,
+	RATELIMIT_COUNT_BYTES,
+};
+
+enum ratelimit_action {
+	RATELIMIT_ACTION_DEFER,		/* 450 4.7.1 */
+	RATELIMIT_ACTION_REJECT,	/* 550 5.7.1 */
+	RATELIMIT_ACTION_SCORE,		/* symbol RATELIMIT_<NAME> */
+};
+
+/* One `[ratelimit NAME]` section: at most `limit` units per `period_ms`,
+ * `burst` of them at once from an idle bucket. */
+struct config_ratelimit {
+	char *name;
+	enum ratelimit_key key;
+	enum ratelimit_count count;
+	enum ratelimit_action action;
+	double limit;		/* units per period */
+	long period_ms;
+	double burst;		/* 0 in the file: defaults to limit */
+	double score;		/* action = score */
+	char *symbol;		/* RATELIMIT_<NAME> in upper case */
+	bool has_key, has_rate;
+	int line;		/* the section header */
+	int rate_line, burst_line;
 };
 
 /* One `[scores]` override: SYMBOL = value, checked against the symbols the
@@ -107,7 +158,19 @@ struct config {
 		long timeout_ms;	/* libmilter's I/O timeout with the MTA */
 		enum log_level log_level;
 		bool loopback_trusted;	/* loopback clients skip every check */
+		char *user;		/* started as root: drop to this user */
+		char *group;		/* NULL: the user's primary group */
+		int socket_mode;	/* unix sockets of both daemons */
 	} milter;
+
+	struct {
+		enum log_format format;
+	} log;
+
+	struct {
+		char *listen;		/* milter's HOST:PORT, NULL: off */
+		char *policy_listen;	/* mxguard-policy's, NULL: off */
+	} metrics;
 
 	struct {
 		char *nameserver;	/* NULL: system resolver; "HOST[@PORT] ..." */
@@ -211,6 +274,18 @@ struct config {
 	} dnsbl;
 	struct config_dnsbl dnsbls[CONFIG_MAX_DNSBLS];
 	size_t ndnsbls;
+
+	struct {
+		bool enabled;
+		enum on_error on_error;
+		char *skip_networks;	/* same formats as [greylist]'s */
+		char *skip_networks_file;
+		char *skip_recipients;
+		char *skip_recipients_file;
+		bool skip_authenticated;
+	} ratelimit;
+	struct config_ratelimit ratelimits[CONFIG_MAX_RATELIMITS];
+	size_t nratelimits;
 };
 
 int config_load(const char *path, struct config **cfg, char *err);
@@ -223,5 +298,12 @@ int config_parse_bool(const char *text, bool *out);
 int config_parse_duration_ms(const char *text, long *out);
 int config_parse_size(const char *text, size_t *out);
 int config_parse_double(const char *text, double *out);
+/* "N/PERIOD"; max is CONFIG_RATE_MAX_EVENTS or _BYTES. */
+int config_parse_rate(const char *text, double max, double *limit,
+    long *period_ms);
+/* Names of the enums above, as the config file spells them. */
+const char *config_ratelimit_key_name(enum ratelimit_key key);
+const char *config_ratelimit_count_name(enum ratelimit_count count);
+const char *config_ratelimit_action_name(enum ratelimit_action action);
 
 #endif

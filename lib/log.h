@@ -28,6 +28,11 @@ enum log_level {
 	LOG_LEVEL_DEBUG = 7,
 };
 
+enum log_format {
+	LOG_FORMAT_TEXT,	/* "queue_id: text" */
+	LOG_FORMAT_JSON,	/* one JSON object a line */
+};
+
 void log_init(const char *ident, bool to_stderr, enum log_level level);
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
