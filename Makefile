@@ -20,11 +20,13 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = build-essential pkg-config \
 	libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev \
 	libhiredis-dev libpcre2-dev libgmime-3.0-dev libunbound-dev \
-	libinih-dev libcmocka-dev libpsl-dev publicsuffix \
+	libinih-dev libcmocka-dev libpsl-dev publicsuffix libsystemd-dev \
 	postfix redis-server unbound swaks python3 python3-yaml \
-	python3-dkim python3-nacl opendkim opendkim-tools openssl spamassassin
+	python3-dkim python3-nacl opendkim opendkim-tools openssl spamassassin \
+	libmicrohttpd-dev prometheus
 
-PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis libpcre2-8
+PKGS    = milter inih opendkim libpsl gmime-3.0 hiredis libpcre2-8 libsystemd \
+	  libmicrohttpd
 CC     ?= cc
 CFLAGS ?= -O2 -g
 WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -82,7 +84,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmxguard.a
 
 # Benchmarks (tests/bench/): built by `make bench` only, never by `all`.
 BENCH_BIN = $(BUILD)/bench/bench_engine $(BUILD)/bench/bench_greylist \
-	$(BUILD)/bench/bench_policy
+	$(BUILD)/bench/bench_policy $(BUILD)/bench/smtp_load
 
 $(BUILD)/bench/benchutil.o: tests/bench/benchutil.c tests/bench/benchutil.h \
 		$(wildcard lib/*.h)

@@ -200,6 +200,7 @@ scan_free(struct scan *scan)
 	scan_reset(scan);
 	spf_result_clear(&scan->spf_last);
 	free(scan->spf_last_key);
+	free(scan->ratelimit_counted_instance);
 	verdict_free(scan->verdict);
 	free(scan);
 }
@@ -227,19 +228,16 @@ scan_add_symbol(struct scan *scan, const char *name, const char *detail)
 	    "engine: undeclared symbol %s", name);
 }
 
-void
-scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
-    const char *fmt, ...)
+static void
+refuse_rcpt(struct scan *scan, const char *code, bool soft,
+    const char *enhanced, const char *fmt, va_list ap)
 {
 	struct rcpt_refusal *r;
 	char text[400], line[512];
-	va_list ap;
 
 	if (scan->rcpt_refused_now || scan->current_rcpt == NULL)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	for (char *p = text; *p; p++)
 		if ((unsigned char)*p < 32 || (unsigned char)*p > 126)
 			*p = '?';
@@ -247,13 +245,36 @@ scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
 	    (scan->nrefused + 1) * sizeof(*scan->refused));
 	r = &scan->refused[scan->nrefused++];
 	r->address = mxg_strdup(scan->current_rcpt);
-	r->reject = reject;
-	r->code = mxg_strdup(reject ? "550" : "451");
+	r->reject = code[0] == '5';
+	r->soft = soft;
+	r->code = mxg_strdup(code);
 	r->enhanced = mxg_strdup(enhanced);
 	r->text = mxg_strdup(text);
 	snprintf(line, sizeof(line), "%s %s %s", r->code, enhanced, text);
 	r->reply = mxg_strdup(line);
 	scan->rcpt_refused_now = true;
+}
+
+void
+scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	refuse_rcpt(scan, reject ? "550" : "451", !reject, enhanced, fmt, ap);
+	va_end(ap);
+}
+
+void
+scan_refuse_rcpt_code(struct scan *scan, const char *code,
+    const char *enhanced, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	refuse_rcpt(scan, code, false, enhanced, fmt, ap);
+	va_end(ap);
 }
 
 static uint64_t
@@ -285,6 +306,7 @@ engine_run_stage(struct engine *engine, struct scan *scan,
 		scan->trusted = scan->cfg->milter.loopback_trusted &&
 		    message_client_is_loopback(scan->msg);
 	scan->rcpt_refused_now = false;
+	scan->stage_asked = stage;
 	for (int s = 0; s <= (int)stage; s++) {
 		if (s == STAGE_RCPT) {
 			/* Every recipient gets its own judgement. */
@@ -313,6 +335,26 @@ engine_run_stage(struct engine *engine, struct scan *scan,
 		if (scan->verdict->forced)
 			return true;
 	}
+	return scan->verdict->forced;
+}
+
+bool
+engine_run_check(struct engine *engine, struct scan *scan,
+    const struct check *check)
+{
+	if (!scan->stage_done[STAGE_CONNECT])
+		scan->trusted = scan->cfg->milter.loopback_trusted &&
+		    message_client_is_loopback(scan->msg);
+	scan->rcpt_refused_now = false;
+	scan->stage_asked = check->stage;
+	for (size_t c = 0; c < engine->nchecks; c++)
+		if (engine->checks[c] == check && !scan->trusted &&
+		    !scan->verdict->forced) {
+			uint64_t start = monotonic_ns();
+
+			check->run(engine->states[c], scan);
+			scan->check_ns[c] += monotonic_ns() - start;
+		}
 	return scan->verdict->forced;
 }
 
@@ -505,42 +547,59 @@ engine_finish(struct engine *engine, struct scan *scan)
 }
 
 void
-engine_summary(const struct scan *scan, struct strbuf *line)
+engine_summary_record(const struct scan *scan, struct log_record *rec)
 {
 	const struct message *msg = scan->msg;
 	const struct verdict *v = scan->verdict;
+	struct strbuf list = STRBUF_INIT;
 
-	strbuf_printf(line, "client=%s", msg->client_addr ? msg->client_addr :
-	    "unknown");
+	log_field(rec, "client", LOG_FIELD_PLAIN, "%s",
+	    msg->client_addr ? msg->client_addr : "unknown");
 	if (msg->client_name != NULL)
-		strbuf_printf(line, "[%s]", msg->client_name);
-	strbuf_printf(line, " helo=%s from=<%s> rcpts=%zu",
-	    msg->helo ? msg->helo : "", msg->mail_from ? msg->mail_from : "",
-	    msg->nrcpts);
+		log_field(rec, "client_name", LOG_FIELD_SUFFIX, "%s",
+		    msg->client_name);
+	log_field(rec, "helo", LOG_FIELD_PLAIN, "%s", msg->helo ? msg->helo : "");
+	log_field(rec, "from", LOG_FIELD_ANGLE, "%s",
+	    msg->mail_from ? msg->mail_from : "");
+	log_field(rec, "rcpts", LOG_FIELD_NUMBER, "%zu", msg->nrcpts);
 	if (scan->trusted)
-		strbuf_puts(line, " trusted=loopback");
-	strbuf_printf(line, " spf=%s", scan->spf.code == SPF_RES_NOT_CHECKED ?
-	    "skipped" : spf_result_name(scan->spf.code));
-	strbuf_puts(line, " dkim=");
+		log_field(rec, "trusted", LOG_FIELD_PLAIN, "loopback");
+	log_field(rec, "spf", LOG_FIELD_PLAIN, "%s",
+	    scan->spf.code == SPF_RES_NOT_CHECKED ? "skipped" :
+	    spf_result_name(scan->spf.code));
 	for (size_t i = 0; i < scan->dkim.count; i++)
-		strbuf_printf(line, "%s%s:%s", i ? "," : "",
+		strbuf_printf(&list, "%s%s:%s", i ? "," : "",
 		    dkim_result_name(scan->dkim.sigs[i].code),
 		    scan->dkim.sigs[i].domain);
 	if (scan->dkim.count == 0)
-		strbuf_puts(line, scan->dkim.checked ? "none" : "skipped");
+		strbuf_puts(&list, scan->dkim.checked ? "none" : "skipped");
+	log_field(rec, "dkim", LOG_FIELD_PLAIN, "%s", list.data);
 	if (scan->dmarc.checked)
-		strbuf_printf(line, " dmarc=%s:%s", dmarc_result_name(
-		    scan->dmarc.code), scan->dmarc.domain);
+		log_field(rec, "dmarc", LOG_FIELD_PLAIN, "%s:%s",
+		    dmarc_result_name(scan->dmarc.code), scan->dmarc.domain);
 	if (v->quarantine != NULL)
-		strbuf_puts(line, " quarantine=yes");
-	strbuf_printf(line, " score=%.1f action=%s", v->score,
+		log_field(rec, "quarantine", LOG_FIELD_PLAIN, "yes");
+	log_field(rec, "score", LOG_FIELD_NUMBER, "%.1f", v->score);
+	log_field(rec, "action", LOG_FIELD_PLAIN, "%s",
 	    verdict_action_name(v->action));
 	if (v->reply != NULL)
-		strbuf_printf(line, " reply=\"%s\"", v->reply);
-	strbuf_puts(line, " symbols=");
+		log_field(rec, "reply", LOG_FIELD_QUOTED, "%s", v->reply);
+	strbuf_reset(&list);
 	for (size_t i = 0; i < v->nsymbols; i++)
-		strbuf_printf(line, "%s%s", i ? "," : "", v->symbols[i].name);
-	if (v->nsymbols == 0)
-		strbuf_puts(line, "none");
-	strbuf_printf(line, " ms=%lld", mxg_now_ms() - msg->started_ms);
+		strbuf_printf(&list, "%s%s", i ? "," : "", v->symbols[i].name);
+	log_field(rec, "symbols", LOG_FIELD_PLAIN, "%s",
+	    v->nsymbols ? list.data : "none");
+	log_field(rec, "ms", LOG_FIELD_NUMBER, "%lld",
+	    mxg_now_ms() - msg->started_ms);
+	strbuf_free(&list);
+}
+
+void
+engine_summary(const struct scan *scan, struct strbuf *line)
+{
+	struct log_record rec = {.n = 0};
+
+	engine_summary_record(scan, &rec);
+	log_record_text(&rec, line);
+	log_record_free(&rec);
 }

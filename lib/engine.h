@@ -25,6 +25,17 @@
  *	off the message, recorded in scan->refused, and
  *	scan->rcpt_refused_now tells the caller to answer that RCPT TO with
  *	the last refusal's reply while the transaction goes on.
+ *	scan->stage_asked is the stage of the latest call: after scan_reset
+ *	the CONNECT checks run again as part of later stages, and a check
+ *	that must act once per connection (a connection rate limit) acts
+ *	only when it is the stage asked for.
+ *
+ * engine_run_check(engine, scan, check)
+ *	Runs that one check alone, outside the stage order (no earlier
+ *	stage runs), when it is enabled; a no-op otherwise. For the policy
+ *	server, which at END-OF-MESSAGE knows the size but never the
+ *	content, and so runs the size limits alone. Returns as
+ *	engine_run_stage.
  *
  * engine_body(engine, scan, chunk, len)
  *	Appends a body chunk to the message (kept up to body_scan_limit) and
@@ -43,8 +54,9 @@
  * engine_check_count(engine) / engine_check_name(engine, i)
  *	The enabled checks in run order; i indexes scan->check_ns.
  *
- * engine_summary(scan, buf)
- *	The one log line about the message (without queue id).
+ * engine_summary(scan, buf) / engine_summary_record(scan, rec)
+ *	The one log line about the message (without queue id), as text or
+ *	as the fields of a log record (log.h).
  *
  * scan_add_symbol(scan, name, detail)
  *	For checks: adds a declared symbol with its configured score.
@@ -84,6 +96,10 @@ struct header_removal {
 struct rcpt_refusal {
 	char *address;
 	bool reject;		/* 5xx; else 4xx */
+	/* A 4xx that a later 5xx of the MTA's own restrictions may
+	 * override (greylisting: the policy server answers DEFER_IF_PERMIT);
+	 * false: this reply and no other (a rate limit's 450). */
+	bool soft;
 	char *reply;		/* "451 4.7.1 Greylisted, ..." */
 	char *code, *enhanced, *text;
 };
@@ -102,12 +118,17 @@ struct scan {
 	size_t nrefused;
 	bool rcpt_refused_now;	/* the latest recipient was refused */
 	bool finished;
+	enum check_stage stage_asked;	/* see engine_run_stage */
 
 	struct spf_result spf;
 	/* The last SPF evaluation of this connection, kept across
 	 * scan_reset (see spf.h); freed by scan_free. */
 	struct spf_result spf_last;
 	char *spf_last_key;
+	/* The policy server asks once per recipient and resets the scan
+	 * each time: the instance (message.h) whose message the rate limits
+	 * have counted, kept across scan_reset; freed by scan_free. */
+	char *ratelimit_counted_instance;
 	struct dkim_results dkim;
 	struct dmarc_result dmarc;
 	struct mime_content *mime;	/* decoded by the rules check, or NULL */
@@ -131,12 +152,16 @@ void scan_free(struct scan *scan);
 
 bool engine_run_stage(struct engine *engine, struct scan *scan,
     enum check_stage stage);
+bool engine_run_check(struct engine *engine, struct scan *scan,
+    const struct check *check);
 void engine_body(struct engine *engine, struct scan *scan, const char *chunk,
     size_t len);
 void engine_finish(struct engine *engine, struct scan *scan);
 bool engine_received_spf(const struct engine *engine, const struct scan *scan,
     struct strbuf *sb);
 void engine_summary(const struct scan *scan, struct strbuf *line);
+struct log_record;
+void engine_summary_record(const struct scan *scan, struct log_record *rec);
 size_t engine_check_count(const struct engine *engine);
 const char *engine_check_name(const struct engine *engine, size_t index);
 
@@ -146,9 +171,15 @@ void **scan_check_data(struct scan *scan, const struct check *check);
  * as long as the engine; score is the check's own. */
 void scan_add_scored_symbol(struct scan *scan, const char *name,
     double score, const char *detail);
-/* For RCPT checks: refuses scan->current_rcpt with 4xx (or 5xx when
- * reject) and a text; the first refusal of a recipient wins. */
+/* For RCPT checks: refuses scan->current_rcpt with 4xx (451, soft) or
+ * 5xx (550) when reject, and a text; the first refusal of a recipient
+ * wins. */
 void scan_refuse_rcpt(struct scan *scan, bool reject, const char *enhanced,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same with the reply code given ("450"): a refusal that is final
+ * (not soft) whatever the code. */
+void scan_refuse_rcpt_code(struct scan *scan, const char *code,
+    const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif

@@ -9,6 +9,11 @@
  * Threads: libmilter runs callbacks of one connection on any of its
  * worker threads, never two at once, so all per-connection state hangs
  * off smfi_getpriv (LIBRARY-NOTES.md).
+ *
+ * Reload: SIGUSR1 (libmilter's own signal thread takes SIGHUP, SIGINT
+ * and SIGTERM as "stop"), handled by a thread of ours that builds a new
+ * snapshot (lib/snapshot.h). Each transaction runs on the snapshot that
+ * was current at its MAIL FROM; the next one picks up the new.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,24 +28,44 @@
 #include <unistd.h>
 
 #include "../lib/config.h"
+#include "../lib/daemon.h"
 #include "../lib/engine.h"
 #include "../lib/log.h"
 #include "../lib/message.h"
+#include "../lib/metrics.h"
 #include "../lib/mxg.h"
+#include "../lib/snapshot.h"
 #include "../lib/strbuf.h"
 
 #ifndef MXG_SYSCONFDIR
 #define MXG_SYSCONFDIR "/etc/mxguard"
 #endif
 
-static struct config *milter_config;
-static struct engine *milter_engine;
+/* The config read at start: the socket, user and pid file, which only a
+ * restart changes. Everything else comes from a connection's snapshot. */
+static struct config *boot_config;
 
 struct connection {
+	struct snapshot *snap;	/* of the transaction in progress */
 	struct message *msg;
 	struct scan *scan;
 	bool logged;		/* the summary line of this transaction */
 };
+
+/* A new transaction runs on the current snapshot: after a reload, the
+ * connection lets go of the old one (freed by its last user). */
+static void
+connection_follow_reload(struct connection *conn)
+{
+	if (conn->snap->generation == snapshot_generation())
+		return;
+	scan_free(conn->scan);
+	snapshot_release(conn->snap);
+	conn->snap = snapshot_acquire();
+	conn->msg->header_limit = conn->snap->cfg->milter.header_limit;
+	conn->msg->body_limit = conn->snap->cfg->milter.body_scan_limit;
+	conn->scan = scan_new(conn->snap->engine, conn->msg);
+}
 
 static struct connection *
 connection_get(SMFICTX *ctx)
@@ -65,15 +90,16 @@ take_macros(SMFICTX *ctx, struct message *msg)
 static void
 log_summary(struct connection *conn)
 {
-	struct strbuf line = STRBUF_INIT;
+	struct log_record rec = {.n = 0};
 
 	if (conn->logged)
 		return;
 	conn->logged = true;
-	engine_summary(conn->scan, &line);
-	log_msg(conn->msg->queue_id ? conn->msg->queue_id : "NOQUEUE",
-	    LOG_LEVEL_INFO, "%s", line.data);
-	strbuf_free(&line);
+	metrics_message(conn->snap->engine, conn->scan);
+	engine_summary_record(conn->scan, &rec);
+	log_record_emit(conn->msg->queue_id ? conn->msg->queue_id : "NOQUEUE",
+	    LOG_LEVEL_INFO, &rec);
+	log_record_free(&rec);
 }
 
 /* libmilter treats reply text as a printf format: a '%' must be "%%" or
@@ -99,7 +125,7 @@ reply_forced(SMFICTX *ctx, struct connection *conn)
 	struct verdict *v = conn->scan->verdict;
 	char text[2048];
 
-	verdict_decide(v, milter_config);
+	verdict_decide(v, conn->snap->cfg);
 	log_summary(conn);
 	if (smfi_setreply(ctx, v->reply_code, v->reply_enhanced,
 	    escape_percent(v->reply_text, text, sizeof(text))) != MI_SUCCESS)
@@ -111,7 +137,7 @@ reply_forced(SMFICTX *ctx, struct connection *conn)
 static sfsistat
 run_stage(SMFICTX *ctx, struct connection *conn, enum check_stage stage)
 {
-	if (engine_run_stage(milter_engine, conn->scan, stage))
+	if (engine_run_stage(conn->snap->engine, conn->scan, stage))
 		return reply_forced(ctx, conn);
 	return SMFIS_CONTINUE;
 }
@@ -122,9 +148,11 @@ on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	struct connection *conn = mxg_calloc(1, sizeof(*conn));
 	char addr[INET6_ADDRSTRLEN] = "";
 
-	conn->msg = message_new(milter_config->milter.header_limit,
-	    milter_config->milter.body_scan_limit);
-	conn->scan = scan_new(milter_engine, conn->msg);
+	metrics_connection(1);
+	conn->snap = snapshot_acquire();
+	conn->msg = message_new(conn->snap->cfg->milter.header_limit,
+	    conn->snap->cfg->milter.body_scan_limit);
+	conn->scan = scan_new(conn->snap->engine, conn->msg);
 	smfi_setpriv(ctx, conn);
 
 	if (hostaddr != NULL && hostaddr->sa_family == AF_INET)
@@ -157,10 +185,11 @@ on_envfrom(SMFICTX *ctx, char **argv)
 	/* A new transaction on this connection starts clean. */
 	message_reset(conn->msg);
 	scan_reset(conn->scan);
+	connection_follow_reload(conn);
 	conn->logged = false;
 	take_macros(ctx, conn->msg);
 	message_set_mail_from(conn->msg, argv[0]);
-	engine_run_stage(milter_engine, conn->scan, STAGE_HELO);
+	engine_run_stage(conn->snap->engine, conn->scan, STAGE_HELO);
 	return run_stage(ctx, conn, STAGE_MAIL);
 }
 
@@ -213,7 +242,7 @@ on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	struct connection *conn = connection_get(ctx);
 
-	engine_body(milter_engine, conn->scan, (const char *)chunk, len);
+	engine_body(conn->snap->engine, conn->scan, (const char *)chunk, len);
 	return SMFIS_CONTINUE;
 }
 
@@ -226,7 +255,7 @@ on_eom(SMFICTX *ctx)
 
 	/* An MTA may come here straight from RCPT (no DATA callbacks). */
 	take_macros(ctx, conn->msg);
-	engine_finish(milter_engine, scan);
+	engine_finish(conn->snap->engine, scan);
 	if (v->action == VERDICT_REJECT || v->action == VERDICT_TEMPFAIL)
 		return reply_forced(ctx, conn);
 
@@ -279,8 +308,10 @@ on_close(SMFICTX *ctx)
 	struct connection *conn = connection_get(ctx);
 
 	if (conn != NULL) {
+		metrics_connection(-1);
 		scan_free(conn->scan);
 		message_free(conn->msg);
+		snapshot_release(conn->snap);
 		free(conn);
 		smfi_setpriv(ctx, NULL);
 	}
@@ -303,124 +334,141 @@ static struct smfiDesc milter_description = {
 	.xxfi_close = on_close,
 };
 
-static int
-write_pidfile(const char *path)
-{
-	FILE *fp = fopen(path, "w");
-
-	if (fp == NULL) {
-		log_msg(NULL, LOG_LEVEL_ERR, "pidfile %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	fprintf(fp, "%ld\n", (long)getpid());
-	fclose(fp);
-	return 0;
-}
-
-static int
-daemonize(void)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return -1;
-	int fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	return chdir("/");
-}
-
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mxguard-milter [-f] [-c FILE]\n"
-	    "  -f       stay in the foreground, log to stderr\n"
-	    "  -c FILE  config file (default %s/mxguard.conf)\n",
+	fprintf(stderr, "usage: mxguard-milter [-f] [-c FILE] [-p PIDFILE]\n"
+	    "  -f          stay in the foreground, log to stderr\n"
+	    "  -c FILE     config file (default %s/mxguard.conf)\n"
+	    "  -p PIDFILE  pid file (overrides [milter] pidfile)\n",
 	    MXG_SYSCONFDIR);
+}
+
+/* SIGUSR1, blocked in every thread, arrives here. */
+static void *
+reload_main(void *arg)
+{
+	const char *pidfile = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;)
+		if (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
+			daemon_reload(pidfile);
+	return NULL;
+}
+
+/* Opens the socket (a port in use is an error now, not a silent retry
+ * loop in smfi_main) and gives a unix socket its mode and group. */
+static int
+open_socket(const struct config *cfg, char *err)
+{
+	const char *path = daemon_unix_path(cfg->milter.socket);
+	int rc;
+
+	if (path != NULL && (rc = daemon_unix_socket_prepare(path, err)) != 0)
+		return rc;
+	if (smfi_setconn(cfg->milter.socket) != MI_SUCCESS ||
+	    smfi_settimeout((int)(cfg->milter.timeout_ms / 1000)) !=
+	    MI_SUCCESS || smfi_register(milter_description) != MI_SUCCESS)
+		return mxg_fail(err, MXG_EINVAL, "libmilter refused socket %s",
+		    cfg->milter.socket);
+	if (smfi_opensocket(1) != MI_SUCCESS)
+		return mxg_fail(err, MXG_EIO, "cannot listen on %s",
+		    cfg->milter.socket);
+	if (path != NULL)
+		return daemon_unix_socket_finish(path, cfg, err);
+	return MXG_OK;
 }
 
 int
 main(int argc, char **argv)
 {
 	const char *config_path = MXG_SYSCONFDIR "/mxguard.conf";
+	const char *pidfile = NULL;
 	bool foreground = false;
 	char err[MXG_ERRLEN];
 	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "fc:h")) != -1) {
+	while ((opt = getopt(argc, argv, "fc:p:h")) != -1) {
 		switch (opt) {
 		case 'f': foreground = true; break;
 		case 'c': config_path = optarg; break;
+		case 'p': pidfile = optarg; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
 	}
-	if (config_load(config_path, &milter_config, err) != 0) {
+	if (config_load(config_path, &boot_config, err) != 0) {
 		fprintf(stderr, "mxguard-milter: %s\n", err);
 		return 2;
 	}
-	log_init("mxguard-milter", foreground, milter_config->milter.log_level);
+	if (pidfile == NULL)
+		pidfile = boot_config->milter.pidfile;
+	log_init("mxguard-milter", foreground, boot_config->milter.log_level);
+	metrics_init("milter");
+	log_set_format(boot_config->log.format);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (smfi_setconn(milter_config->milter.socket) != MI_SUCCESS ||
-	    smfi_settimeout((int)(milter_config->milter.timeout_ms / 1000)) !=
-	    MI_SUCCESS || smfi_register(milter_description) != MI_SUCCESS) {
-		fprintf(stderr, "mxguard-milter: libmilter refused socket %s\n",
-		    milter_config->milter.socket);
-		return 2;
-	}
-	/* Open (and for unix sockets, replace) the socket now, so that a
-	 * port in use is an error at start, not a silent retry loop. */
-	if (smfi_opensocket(1) != MI_SUCCESS) {
-		fprintf(stderr, "mxguard-milter: cannot listen on %s\n",
-		    milter_config->milter.socket);
-		return 1;
-	}
-	if (!foreground && daemonize() < 0) {
-		fprintf(stderr, "mxguard-milter: cannot daemonize: %s\n",
-		    strerror(errno));
-		return 1;
+	/* Until daemon_ready(), stderr is still the caller's: start-up
+	 * errors go there as well as to the log. */
+	if ((rc = open_socket(boot_config, err)) != 0 ||
+	    (!foreground && (rc = daemon_detach(err)) != 0) ||
+	    (rc = daemon_drop_privileges(boot_config, err)) != 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
+		fprintf(stderr, "mxguard-milter: %s\n", err);
+		return rc == MXG_EINVAL ? 2 : 1;
 	}
 	/* libmilter's signal thread waits for SIGHUP, SIGINT and SIGTERM
-	 * with sigwait; every other thread must have them blocked, so block
-	 * them before the engine starts its threads (they inherit the mask)
-	 * or the default action kills the process without a clean stop. */
-	sigset_t stop_signals;
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGHUP);
-	sigaddset(&stop_signals, SIGINT);
-	sigaddset(&stop_signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	 * with sigwait, ours for SIGUSR1; every other thread must have them
+	 * blocked, so block them before the engine starts its threads (they
+	 * inherit the mask) or the default action kills the process without
+	 * a clean stop. */
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGHUP);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
-	/* The resolver thread must start after the fork. */
-	if (engine_new(milter_config, &milter_engine, err) != 0) {
+	/* Its HTTP thread, too, after the fork and with that mask. */
+	if (boot_config->metrics.listen != NULL &&
+	    (rc = metrics_start(boot_config->metrics.listen, err)) != 0) {
 		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
-		if (foreground)
-			fprintf(stderr, "mxguard-milter: %s\n", err);
+		fprintf(stderr, "mxguard-milter: %s\n", err);
+		return rc == MXG_EINVAL ? 2 : 1;
+	}
+	/* The resolver thread must start after the fork. */
+	if ((rc = snapshot_init(config_path, NULL, NULL, err)) != 0 ||
+	    (pidfile != NULL && (rc = daemon_pidfile_write(pidfile, err)) != 0)) {
+		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
+		fprintf(stderr, "mxguard-milter: %s\n", err);
 		return 2;
 	}
-	if (milter_config->milter.pidfile != NULL &&
-	    write_pidfile(milter_config->milter.pidfile) < 0)
+	metrics_config_loaded(true);
+	pthread_t reloader;
+	if ((rc = pthread_create(&reloader, NULL, reload_main,
+	    (void *)pidfile)) != 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "reload thread: %s", strerror(rc));
 		return 1;
+	}
+	pthread_detach(reloader);
 
 	log_msg(NULL, LOG_LEVEL_NOTICE, "listening on %s",
-	    milter_config->milter.socket);
+	    boot_config->milter.socket);
+	daemon_ready();
 	rc = smfi_main();
 	log_msg(NULL, LOG_LEVEL_NOTICE, "stopping");
+	daemon_notify("STOPPING=1");
+	metrics_stop();
 
-	if (milter_config->milter.pidfile != NULL)
-		unlink(milter_config->milter.pidfile);
-	engine_free(milter_engine);
-	config_free(milter_config);
+	daemon_pidfile_remove(pidfile);
+	/* smfi_main returns once its workers are done with connections:
+	 * the current snapshot is the only one left. */
+	snapshot_shutdown();
+	config_free(boot_config);
 	return rc == MI_SUCCESS ? 0 : 1;
 }

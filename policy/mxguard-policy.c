@@ -24,8 +24,10 @@
  * Threads: one per connection (up to [policy] max_connections), each with
  * its own message and scan; the engine is shared. The main thread accepts
  * and takes signals through a signalfd: SIGTERM and SIGINT stop the
- * server (requests in flight are answered first), SIGHUP and SIGUSR1 are
- * logged and ignored until reload exists.
+ * server (requests in flight are answered first), SIGHUP and SIGUSR1
+ * reload the config and rule files (lib/snapshot.h): a connection moves
+ * to the new snapshot at its next message (a request with a new
+ * instance), never in the middle of one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,11 +50,14 @@
 #include <unistd.h>
 
 #include "../lib/config.h"
+#include "../lib/daemon.h"
 #include "../lib/engine.h"
 #include "../lib/log.h"
 #include "../lib/message.h"
+#include "../lib/metrics.h"
 #include "../lib/mxg.h"
 #include "../lib/netlist.h"
+#include "../lib/snapshot.h"
 #include "../lib/strbuf.h"
 #include "policy_request.h"
 
@@ -70,9 +75,9 @@
 #define READ_CHUNK 16384
 
 struct server {
-	struct config *cfg;
-	struct engine *engine;
-	struct netlist *allow;
+	/* Read at start: what only a restart changes (listen, pid file). */
+	struct config *boot_cfg;
+	const char *pidfile;
 	int listen_fd;
 	char *unix_path;	/* our socket file, removed at exit */
 	int stop_pipe[2];	/* closing [1] wakes every connection */
@@ -80,14 +85,12 @@ struct server {
 	pthread_cond_t drained;
 	int nconnections;
 	unsigned long nextid;
-	int ready_fd;		/* to the waiting parent while daemonizing */
 };
 
 static struct server server = {
 	.listen_fd = -1,
 	.stop_pipe = {-1, -1},
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.ready_fd = -1,
 };
 
 struct connection {
@@ -95,6 +98,8 @@ struct connection {
 	unsigned long id;
 	char peer[INET6_ADDRSTRLEN + 16];
 	struct policy_reader *reader;
+	struct snapshot *snap;		/* config and engine in use */
+	char *instance;			/* of the last request */
 	struct message *msg;		/* made at the first RCPT request */
 	struct scan *scan;
 	char *prepended_instance;	/* the last message given Received-SPF */
@@ -159,21 +164,37 @@ static void
 decide_rcpt(struct connection *conn, const struct policy_request *req,
     struct strbuf *action)
 {
-	const struct config *cfg = server.cfg;
 	const char *instance = attr(req, POLICY_ATTR_INSTANCE);
+	const struct config *cfg;
+	struct engine *engine;
 	struct scan *scan;
 	struct verdict *v;
 
+	/* After a reload, the next message moves to the new snapshot. */
+	bool new_message = instance == NULL || conn->instance == NULL ||
+	    strcmp(instance, conn->instance) != 0;
+	if (new_message && conn->snap->generation != snapshot_generation()) {
+		scan_free(conn->scan);
+		message_free(conn->msg);
+		conn->scan = NULL;
+		conn->msg = NULL;
+		snapshot_release(conn->snap);
+		conn->snap = snapshot_acquire();
+	}
+	free(conn->instance);
+	conn->instance = instance != NULL ? mxg_strdup(instance) : NULL;
+	cfg = conn->snap->cfg;
+	engine = conn->snap->engine;
 	if (conn->msg == NULL) {
 		conn->msg = message_new(cfg->milter.header_limit,
 		    cfg->milter.body_scan_limit);
-		conn->scan = scan_new(server.engine, conn->msg);
+		conn->scan = scan_new(engine, conn->msg);
 	}
 	scan = conn->scan;
 	v = scan->verdict;
 	fill_message(conn, req);
 
-	if (engine_run_stage(server.engine, scan, STAGE_RCPT)) {
+	if (engine_run_stage(engine, scan, STAGE_RCPT)) {
 		verdict_decide(v, cfg);
 		strbuf_puts(action, v->reply);
 		return;
@@ -197,7 +218,7 @@ decide_rcpt(struct connection *conn, const struct policy_request *req,
 	    strcmp(instance, conn->prepended_instance) != 0)) {
 		struct strbuf value = STRBUF_INIT;
 
-		if (engine_received_spf(server.engine, scan, &value)) {
+		if (engine_received_spf(engine, scan, &value)) {
 			strbuf_printf(action, "PREPEND Received-SPF: %s",
 			    value.data);
 			strbuf_free(&value);
@@ -228,6 +249,7 @@ answer(struct connection *conn, const struct policy_request *req,
 		    conn->peer, req->error, req->error_line, req->nattributes,
 		    req->bytes);
 		strbuf_puts(action, "DUNNO");
+		metrics_policy_request(NULL, NULL, action->data);
 		return;
 	}
 	if (request == NULL || strcmp(request, "smtpd_access_policy") != 0) {
@@ -237,6 +259,7 @@ answer(struct connection *conn, const struct policy_request *req,
 		    "request=%s, not smtpd_access_policy; answered DUNNO",
 		    conn->peer, shown);
 		strbuf_puts(action, "DUNNO");
+		metrics_policy_request(NULL, NULL, action->data);
 		return;
 	}
 	if (state == NULL || strcmp(state, "RCPT") != 0) {
@@ -248,23 +271,27 @@ answer(struct connection *conn, const struct policy_request *req,
 			    "protocol_state=%s: DUNNO", conn->peer, shown);
 		}
 		strbuf_puts(action, "DUNNO");
+		metrics_policy_request(NULL, NULL, action->data);
 		return;
 	}
 
 	decide_rcpt(conn, req, action);
 	make_printable(action->data, action->len);
+	metrics_policy_request(conn->snap->engine, conn->scan, action->data);
 
 	if (log_enabled(LOG_LEVEL_INFO)) {
-		struct strbuf line = STRBUF_INIT;
+		struct log_record rec = {.n = 0};
 		const char *rcpt = req->attr[POLICY_ATTR_RECIPIENT];
 
-		engine_summary(conn->scan, &line);
-		strbuf_printf(&line, " rcpt=<%s> policy=\"%s\"",
-		    rcpt ? rcpt : "", action->data);
-		make_printable(line.data, line.len);
-		log_msg(conn->msg->queue_id ? conn->msg->queue_id : "NOQUEUE",
-		    LOG_LEVEL_INFO, "%s", line.data);
-		strbuf_free(&line);
+		engine_summary_record(conn->scan, &rec);
+		log_field(&rec, "rcpt", LOG_FIELD_ANGLE, "%s", rcpt ? rcpt : "");
+		log_field(&rec, "policy", LOG_FIELD_QUOTED, "%s", action->data);
+		for (size_t i = 0; i < rec.n; i++)
+			make_printable(rec.fields[i].value,
+			    strlen(rec.fields[i].value));
+		log_record_emit(conn->msg->queue_id ? conn->msg->queue_id :
+		    "NOQUEUE", LOG_LEVEL_INFO, &rec);
+		log_record_free(&rec);
 	}
 }
 
@@ -334,6 +361,8 @@ connection_free(struct connection *conn)
 	policy_reader_free(conn->reader);
 	scan_free(conn->scan);
 	message_free(conn->msg);
+	snapshot_release(conn->snap);
+	free(conn->instance);
 	free(conn->prepended_instance);
 	free(conn);
 }
@@ -342,11 +371,12 @@ static void *
 connection_main(void *arg)
 {
 	struct connection *conn = arg;
-	long idle_ms = server.cfg->policy.idle_timeout_ms;
+	long idle_ms = conn->snap->cfg->policy.idle_timeout_ms;
 	bool stopping = false;
 	long long grace_until = 0;
 	char buf[READ_CHUNK];
 
+	metrics_connection(1);
 	for (;;) {
 		struct pollfd fds[2] = {
 			{conn->fd, POLLIN, 0},
@@ -414,6 +444,7 @@ connection_main(void *arg)
 			break;
 	}
 	connection_free(conn);
+	metrics_connection(-1);
 
 	pthread_mutex_lock(&server.lock);
 	server.nconnections--;
@@ -424,7 +455,8 @@ connection_main(void *arg)
 
 /* The peer as text, and whether [policy] allow lets it in. */
 static bool
-peer_allowed(const struct sockaddr_storage *ss, char *peer, size_t peerlen)
+peer_allowed(const struct snapshot *snap, const struct sockaddr_storage *ss,
+    char *peer, size_t peerlen)
 {
 	char addr[INET6_ADDRSTRLEN] = "";
 	int port = 0;
@@ -446,7 +478,7 @@ peer_allowed(const struct sockaddr_storage *ss, char *peer, size_t peerlen)
 
 	struct message *probe = message_new(0, 0);
 	bool ok = message_set_client(probe, addr, NULL) == 0 &&
-	    netlist_contains(server.allow, probe);
+	    netlist_contains(snap->extra, probe);
 	message_free(probe);
 	return ok;
 }
@@ -458,7 +490,7 @@ accept_one(void)
 	socklen_t sslen = sizeof(ss);
 	struct connection *conn;
 	char peer[INET6_ADDRSTRLEN + 16];
-	int fd, max = server.cfg->policy.max_connections;
+	int fd, max = server.boot_cfg->policy.max_connections;
 
 	memset(&ss, 0, sizeof(ss));
 	fd = accept4(server.listen_fd, (struct sockaddr *)&ss, &sslen,
@@ -472,9 +504,13 @@ accept_one(void)
 		}
 		return;
 	}
-	if (!peer_allowed(&ss, peer, sizeof(peer))) {
+	/* The connection keeps the snapshot current at its start. */
+	struct snapshot *snap = snapshot_acquire();
+	const struct config *cfg = snap->cfg;
+	if (!peer_allowed(snap, &ss, peer, sizeof(peer))) {
 		log_msg(NULL, LOG_LEVEL_WARNING, "client %s is not in [policy] "
 		    "allow; closed", peer);
+		snapshot_release(snap);
 		close(fd);
 		return;
 	}
@@ -484,6 +520,7 @@ accept_one(void)
 		log_msg(NULL, LOG_LEVEL_WARNING, "client %s: already %d "
 		    "connections ([policy] max_connections); closed", peer,
 		    max);
+		snapshot_release(snap);
 		close(fd);
 		return;
 	}
@@ -493,7 +530,7 @@ accept_one(void)
 
 	/* A client that sends requests but never reads the answers must
 	 * not hold a thread forever. */
-	long idle_ms = server.cfg->policy.idle_timeout_ms;
+	long idle_ms = cfg->policy.idle_timeout_ms;
 	if (idle_ms > 0) {
 		struct timeval tv = {idle_ms / 1000, (idle_ms % 1000) * 1000};
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -502,11 +539,12 @@ accept_one(void)
 	conn = mxg_calloc(1, sizeof(*conn));
 	conn->fd = fd;
 	conn->id = id;
+	conn->snap = snap;
 	snprintf(conn->peer, sizeof(conn->peer), "%s", peer);
 	struct policy_limits limits = {
-		.max_line = server.cfg->policy.max_line,
-		.max_request = server.cfg->policy.max_request,
-		.max_attributes = (size_t)server.cfg->policy.max_attributes,
+		.max_line = cfg->policy.max_line,
+		.max_request = cfg->policy.max_request,
+		.max_attributes = (size_t)cfg->policy.max_attributes,
 	};
 	limits.max_discard = limits.max_request > SIZE_MAX / DISCARD_FACTOR ?
 	    SIZE_MAX : limits.max_request * DISCARD_FACTOR;
@@ -542,20 +580,14 @@ listen_open(const char *spec, char *err)
 	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
 		const char *path = strchr(spec, ':') + 1;
 		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		struct stat st;
 
 		if (strlen(path) >= sizeof(sun.sun_path))
 			return mxg_fail(err, MXG_EINVAL, "%s: path too long",
 			    spec);
 		strcpy(sun.sun_path, path);
-		/* A stale socket from an earlier run is replaced; any other
-		 * file there is not ours to remove. */
-		if (lstat(path, &st) == 0) {
-			if (!S_ISSOCK(st.st_mode))
-				return mxg_fail(err, MXG_EIO, "%s exists and is "
-				    "not a socket", path);
-			unlink(path);
-		}
+		int rc = daemon_unix_socket_prepare(path, err);
+		if (rc != 0)
+			return rc;
 		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 		    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 		    listen(fd, SOMAXCONN) < 0) {
@@ -565,12 +597,13 @@ listen_open(const char *spec, char *err)
 			return mxg_fail(err, MXG_EIO, "%s: %s", spec,
 			    strerror(e));
 		}
-		/* Postfix connects as its own user: anyone may, as on the
-		 * default inet:...@127.0.0.1, and the directory the socket is
-		 * in is what restricts it. */
-		if (chmod(path, 0666) < 0)
-			log_msg(NULL, LOG_LEVEL_WARNING, "chmod %s: %s", path,
-			    strerror(errno));
+		/* [milter] socket_mode and group: Postfix's user must be
+		 * able to connect. */
+		if ((rc = daemon_unix_socket_finish(path, server.boot_cfg,
+		    err)) != 0) {
+			close(fd);
+			return rc;
+		}
 		server.unix_path = mxg_strdup(path);
 		server.listen_fd = fd;
 		return MXG_OK;
@@ -617,77 +650,6 @@ listen_open(const char *spec, char *err)
 		return mxg_fail(err, MXG_EIO, "%s: %s", spec, strerror(e));
 	server.listen_fd = fd;
 	return MXG_OK;
-}
-
-/* Detaches; the parent waits until the child says it is ready (exit 0)
- * or fails (the child's exit status), so that a service manager sees a
- * failure to start. */
-static int
-daemon_start(void)
-{
-	int pipefd[2];
-	pid_t pid;
-
-	if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0)
-		return -1;
-	if (pid > 0) {
-		char c;
-		ssize_t n;
-
-		int status;
-
-		close(pipefd[1]);
-		do
-			n = read(pipefd[0], &c, 1);
-		while (n < 0 && errno == EINTR);
-		if (n == 1)
-			_exit(0);
-		/* The child failed: exit as it did. */
-		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-		    WEXITSTATUS(status) != 0)
-			_exit(WEXITSTATUS(status));
-		_exit(1);
-	}
-	close(pipefd[0]);
-	server.ready_fd = pipefd[1];
-	if (setsid() < 0)
-		return -1;
-	return chdir("/");
-}
-
-static void
-daemon_ready(void)
-{
-	if (server.ready_fd < 0)
-		return;
-	int fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	(void)!write(server.ready_fd, "r", 1);
-	close(server.ready_fd);
-	server.ready_fd = -1;
-}
-
-static int
-write_pidfile(const char *path)
-{
-	FILE *fp = fopen(path, "w");
-
-	if (fp == NULL) {
-		log_msg(NULL, LOG_LEVEL_ERR, "pidfile %s: %s", path,
-		    strerror(errno));
-		if (server.ready_fd >= 0)	/* stderr is still the caller's */
-			fprintf(stderr, "mxguard-policy: pidfile %s: %s\n",
-			    path, strerror(errno));
-		return -1;
-	}
-	fprintf(fp, "%ld\n", (long)getpid());
-	return fclose(fp) == 0 ? 0 : -1;
 }
 
 /* Waits for the connections to finish; false if some are still busy. */
@@ -740,9 +702,8 @@ serve(int sigfd)
 					    (int)si.ssi_signo));
 					return;
 				}
-				log_msg(NULL, LOG_LEVEL_NOTICE, "%s: ignored "
-				    "(no reload yet)", strsignal(
-				    (int)si.ssi_signo));
+				/* SIGHUP or SIGUSR1. */
+				daemon_reload(server.pidfile);
 			}
 		}
 		if (fds[0].revents & POLLIN)
@@ -753,10 +714,31 @@ serve(int sigfd)
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: mxguard-policy [-f] [-c FILE]\n"
-	    "  -f       stay in the foreground, log to stderr\n"
-	    "  -c FILE  config file (default %s/mxguard.conf)\n",
+	fprintf(out, "usage: mxguard-policy [-f] [-c FILE] [-p PIDFILE]\n"
+	    "  -f          stay in the foreground, log to stderr\n"
+	    "  -c FILE     config file (default %s/mxguard.conf)\n"
+	    "  -p PIDFILE  pid file (overrides [policy] pidfile)\n",
 	    MXG_SYSCONFDIR);
+}
+
+/* Each snapshot carries its parsed [policy] allow list. */
+static int
+prepare_snapshot(struct snapshot *snap, char *err)
+{
+	struct netlist *allow;
+	char why[MXG_ERRLEN];
+
+	if (netlist_parse(snap->cfg->policy.allow, &allow, why) != 0)
+		return mxg_fail(err, MXG_EINVAL, "%s: [policy] allow: %s",
+		    snap->cfg->path, why);
+	snap->extra = allow;
+	return MXG_OK;
+}
+
+static void
+release_snapshot_extra(void *extra)
+{
+	netlist_free(extra);
 }
 
 int
@@ -765,12 +747,13 @@ main(int argc, char **argv)
 	const char *config_path = MXG_SYSCONFDIR "/mxguard.conf";
 	bool foreground = false;
 	char err[MXG_ERRLEN];
-	int opt, sigfd;
+	int opt, rc, sigfd;
 
-	while ((opt = getopt(argc, argv, "fc:h")) != -1) {
+	while ((opt = getopt(argc, argv, "fc:p:h")) != -1) {
 		switch (opt) {
 		case 'f': foreground = true; break;
 		case 'c': config_path = optarg; break;
+		case 'p': server.pidfile = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -779,30 +762,28 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (config_load(config_path, &server.cfg, err) != 0) {
+	if (config_load(config_path, &server.boot_cfg, err) != 0) {
 		fprintf(stderr, "mxguard-policy: %s\n", err);
 		return 2;
 	}
-	if (netlist_parse(server.cfg->policy.allow, &server.allow, err) != 0) {
-		fprintf(stderr, "mxguard-policy: %s: [policy] allow: %s\n",
-		    config_path, err);
-		return 2;
-	}
-	log_init("mxguard-policy", foreground, server.cfg->milter.log_level);
+	if (server.pidfile == NULL)
+		server.pidfile = server.boot_cfg->policy.pidfile;
+	log_init("mxguard-policy", foreground, server.boot_cfg->milter.log_level);
+	metrics_init("policy");
+	log_set_format(server.boot_cfg->log.format);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Listen first, so that a port in use is an error at start. */
-	if (listen_open(server.cfg->policy.listen, err) != 0) {
-		fprintf(stderr, "mxguard-policy: cannot listen: %s\n", err);
-		return 1;
+	/* Listen first, so that a port in use is an error at start; until
+	 * daemon_ready(), stderr is still the caller's. */
+	if ((rc = listen_open(server.boot_cfg->policy.listen, err)) != 0 ||
+	    (!foreground && (rc = daemon_detach(err)) != 0) ||
+	    (rc = daemon_drop_privileges(server.boot_cfg, err)) != 0) {
+		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
+		fprintf(stderr, "mxguard-policy: %s\n", err);
+		return rc == MXG_EINVAL ? 2 : 1;
 	}
 	fcntl(server.listen_fd, F_SETFL,
 	    fcntl(server.listen_fd, F_GETFL) | O_NONBLOCK);
-	if (!foreground && daemon_start() < 0) {
-		fprintf(stderr, "mxguard-policy: cannot daemonize: %s\n",
-		    strerror(errno));
-		return 1;
-	}
 
 	/* Every thread (the engine's resolver thread included) inherits
 	 * this mask, so the signals only ever arrive through sigfd. */
@@ -825,25 +806,34 @@ main(int argc, char **argv)
 	pthread_cond_init(&server.drained, &cattr);
 	pthread_condattr_destroy(&cattr);
 
-	/* The resolver thread must start after the fork. */
-	if (engine_new(server.cfg, &server.engine, err) != 0) {
+	/* Its HTTP thread, after the fork and with the signal mask. */
+	if (server.boot_cfg->metrics.policy_listen != NULL &&
+	    (rc = metrics_start(server.boot_cfg->metrics.policy_listen,
+	    err)) != 0) {
 		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
-		if (!foreground)	/* stderr is still the caller's */
-			fprintf(stderr, "mxguard-policy: %s\n", err);
+		fprintf(stderr, "mxguard-policy: %s\n", err);
+		return rc == MXG_EINVAL ? 2 : 1;
+	}
+
+	/* The resolver thread must start after the fork. */
+	if ((rc = snapshot_init(config_path, prepare_snapshot,
+	    release_snapshot_extra, err)) != 0 || (server.pidfile != NULL &&
+	    (rc = daemon_pidfile_write(server.pidfile, err)) != 0)) {
+		log_msg(NULL, LOG_LEVEL_ERR, "%s", err);
+		fprintf(stderr, "mxguard-policy: %s\n", err);
 		return 2;
 	}
-	if (server.cfg->greylist.enabled &&
-	    server.cfg->greylist.mode != GREYLIST_MODE_TRIPLET)
+	metrics_config_loaded(true);
+	if (server.boot_cfg->greylist.enabled &&
+	    server.boot_cfg->greylist.mode != GREYLIST_MODE_TRIPLET)
 		log_msg(NULL, LOG_LEVEL_NOTICE, "[greylist] mode = score needs "
 		    "the message content: this server does not greylist");
-	if (server.cfg->policy.pidfile != NULL &&
-	    write_pidfile(server.cfg->policy.pidfile) < 0)
-		return 1;
 
 	log_msg(NULL, LOG_LEVEL_NOTICE, "listening on %s",
-	    server.cfg->policy.listen);
+	    server.boot_cfg->policy.listen);
 	daemon_ready();
 	serve(sigfd);
+	daemon_notify("STOPPING=1");
 
 	/* Stop accepting; wake idle connections; answer what is in flight. */
 	close(server.listen_fd);
@@ -851,17 +841,16 @@ main(int argc, char **argv)
 		unlink(server.unix_path);
 	close(server.stop_pipe[1]);
 	bool drained = drain_connections();
+	metrics_stop();
 	log_msg(NULL, LOG_LEVEL_NOTICE, "stopped");
 
-	if (server.cfg->policy.pidfile != NULL)
-		unlink(server.cfg->policy.pidfile);
+	daemon_pidfile_remove(server.pidfile);
 	if (!drained)
 		return 1;	/* threads may still use the engine: no frees */
-	engine_free(server.engine);
-	netlist_free(server.allow);
+	snapshot_shutdown();
 	close(server.stop_pipe[0]);
 	close(sigfd);
 	free(server.unix_path);
-	config_free(server.cfg);
+	config_free(server.boot_cfg);
 	return 0;
 }

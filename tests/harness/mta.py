@@ -100,6 +100,15 @@ class MilterShutdownError(HarnessError):
 
 # ---------------------------------------------------------------- helpers
 
+def daemon_config(text):
+    """A daemon config as the tests run it: as root, mxguard-milter and
+    mxguard-policy refuse to start without [milter] user, so a config that
+    names none runs as root explicitly (user = root)."""
+    if re.search(r"^\s*user\s*=", text, re.M):
+        return text
+    return text.rstrip("\n") + "\n\n[milter]\nuser = root\n"
+
+
 def free_port():
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -804,7 +813,7 @@ class Milter(_Service):
         if not os.access(self.binary, os.X_OK):
             raise HarnessError("%s is not built" % self.binary)
         with open(self.config_path, "w") as f:
-            f.write(self.config_text)
+            f.write(daemon_config(self.config_text))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "-f", "-c", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,

@@ -51,7 +51,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
 from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
-from mta import (HarnessError, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
+from mta import (HarnessError, daemon_config, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  port_accepts, swaks, tail, wait_for)
 
 AUTHSERV_ID = "mx.test.local"
@@ -150,7 +150,7 @@ class PolicyServer:
         if not os.access(self.binary, os.X_OK):
             raise HarnessError("%s is not built" % self.binary)
         with open(self.config_path, "w") as f:
-            f.write(self.config_text)
+            f.write(daemon_config(self.config_text))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary, "-f", "-c", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=log,
