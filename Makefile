@@ -12,6 +12,10 @@
 
 PREFIX     ?= /usr/local
 sysconfdir ?= /etc
+docdir     ?= $(PREFIX)/share/doc/mxguard
+# systemd reads units and sysusers.d files under /usr/local/lib too.
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
+sysusersdir    ?= $(PREFIX)/lib/sysusers.d
 DESTDIR    ?=
 BUILD      ?= build
 PYTHON     ?= /usr/bin/python3
@@ -20,7 +24,7 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = build-essential pkg-config \
 	libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev \
 	libhiredis-dev libpcre2-dev libgmime-3.0-dev libunbound-dev \
-	libinih-dev libcmocka-dev libpsl-dev publicsuffix libsystemd-dev \
+	libinih-dev libcmocka-dev libpsl-dev publicsuffix libsystemd-dev systemd \
 	postfix redis-server unbound swaks python3 python3-yaml \
 	python3-dkim python3-nacl opendkim opendkim-tools openssl spamassassin \
 	libmicrohttpd-dev prometheus
@@ -66,7 +70,11 @@ $(BUILD)/mxguard-milter: $(BUILD)/milter/mxguard-milter.o $(BUILD)/libmxguard.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/mxguard: $(BUILD)/cli/mxguard.o $(BUILD)/cli/greylist.o $(BUILD)/libmxguard.a
+CLI_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+
+$(CLI_OBJ): $(wildcard cli/*.h)
+
+$(BUILD)/mxguard: $(CLI_OBJ) $(BUILD)/libmxguard.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
@@ -163,14 +171,27 @@ run: deps all
 	@echo "  milter_default_action = tempfail"
 	$(BUILD)/mxguard-milter -f -c milter.conf.example
 
+# The layout: daemons in sbin, the command line in bin, rules and docs in
+# share, units for systemd with these paths filled in, the config from
+# milter.conf.example unless one exists (never overwritten).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-		$(DESTDIR)$(sysconfdir)/mxguard
+		$(DESTDIR)$(sysconfdir)/mxguard \
+		$(DESTDIR)$(PREFIX)/share/mxguard/rules $(DESTDIR)$(docdir) \
+		$(DESTDIR)$(systemdunitdir) $(DESTDIR)$(sysusersdir)
 	install -m 755 $(BUILD)/mxguard-milter $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(BUILD)/mxguard-policy $(DESTDIR)$(PREFIX)/sbin/
 	install -m 755 $(BUILD)/mxguard $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/mxguard/rules
 	install -m 644 rules/*.rules $(DESTDIR)$(PREFIX)/share/mxguard/rules/
+	install -m 644 README.md milter.conf.example $(DESTDIR)$(docdir)/
+	for unit in mxguard-milter mxguard-policy; do \
+		sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
+		    -e 's|@CONFDIR@|$(sysconfdir)/mxguard|g' -e 's|@DOCDIR@|$(docdir)|g' \
+		    contrib/systemd/$$unit.service.in \
+		    > $(DESTDIR)$(systemdunitdir)/$$unit.service || exit 1; \
+	done
+	install -m 644 contrib/systemd/mxguard.sysusers.conf \
+		$(DESTDIR)$(sysusersdir)/mxguard.conf
 	test -e $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf || \
 		sed 's|^files = rules/\*\.rules$$|files = $(PREFIX)/share/mxguard/rules/*.rules|' \
 		milter.conf.example > $(DESTDIR)$(sysconfdir)/mxguard/mxguard.conf

@@ -26,6 +26,8 @@
 #include "../lib/mxg.h"
 #include "../lib/strbuf.h"
 #include "greylist.h"
+#include "ratelimit.h"
+#include "reload.h"
 
 #ifndef MXG_SYSCONFDIR
 #define MXG_SYSCONFDIR "/etc/mxguard"
@@ -45,6 +47,9 @@ usage(FILE *out)
 	    "       mxguard lint [-c FILE] [--json] [-v]\n"
 	    "       mxguard greylist show|client|list|whitelist|delete|counts "
 	    "[options]\n"
+	    "       mxguard ratelimit show|top|reset [RULE [VALUE]] [options]\n"
+	    "       mxguard reload [-c FILE] [--policy] [--pidfile PATH] "
+	    "[--json]\n"
 	    "Default config: %s\n", DEFAULT_CONFIG);
 }
 
@@ -361,8 +366,8 @@ command_check(int argc, char **argv)
 	if (!stop && nrcpts > 0 && msg->nrcpts == 0) {
 		const struct rcpt_refusal *r = &scan->refused[scan->nrefused - 1];
 
-		verdict_force(scan->verdict, r->reject ? VERDICT_REJECT :
-		    VERDICT_TEMPFAIL, r->enhanced, "%s", r->text);
+		verdict_force_code(scan->verdict, r->reject ? VERDICT_REJECT :
+		    VERDICT_TEMPFAIL, r->code, r->enhanced, "%s", r->text);
 		stop = true;
 	}
 	if (!stop) {
@@ -530,6 +535,10 @@ main(int argc, char **argv)
 		return command_lint(argc - 1, argv + 1);
 	if (strcmp(argv[1], "greylist") == 0)
 		return command_greylist(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ratelimit") == 0)
+		return command_ratelimit(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reload") == 0)
+		return command_reload(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;
