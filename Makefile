@@ -35,7 +35,9 @@ CC     ?= cc
 CFLAGS ?= -O2 -g
 WARN    = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wno-missing-field-initializers
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CPPFLAGS += -D_GNU_SOURCE -DMXG_SYSCONFDIR='"$(sysconfdir)/mxguard"' \
+	-DMXG_VERSION='"$(VERSION)"' \
 	-DMXG_RULESDIR='"$(PREFIX)/share/mxguard/rules"'
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -92,7 +94,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmxguard.a
 
 # Benchmarks (tests/bench/): built by `make bench` only, never by `all`.
 BENCH_BIN = $(BUILD)/bench/bench_engine $(BUILD)/bench/bench_greylist \
-	$(BUILD)/bench/bench_policy $(BUILD)/bench/smtp_load
+	$(BUILD)/bench/bench_policy $(BUILD)/bench/smtp_load \
+	$(BUILD)/bench/bench_ratelimit
 
 $(BUILD)/bench/benchutil.o: tests/bench/benchutil.c tests/bench/benchutil.h \
 		$(wildcard lib/*.h)
@@ -169,7 +172,11 @@ run: deps all
 	@echo "Add to Postfix's main.cf:"
 	@echo "  smtpd_milters = inet:127.0.0.1:8891"
 	@echo "  milter_default_action = tempfail"
-	$(BUILD)/mxguard-milter -f -c milter.conf.example
+	@# A demo in the checkout: as whoever runs make (root included), not as
+	@# the packaged mxguard user, which may not exist here.
+	@sed -e 's/^user = mxguard$$/user = $(shell id -un)/' -e 's/^group = mxguard$$/group =/' \
+		milter.conf.example > $(BUILD)/run.conf
+	$(BUILD)/mxguard-milter -f -c $(BUILD)/run.conf
 
 # The layout: daemons in sbin, the command line in bin, rules and docs in
 # share, units for systemd with these paths filled in, the config from

@@ -103,13 +103,15 @@ config_parse_double(const char *text, double *out)
 	return 0;
 }
 
+/* Counts of events or bytes in rates and bursts: decimal K, M, G. */
+static const struct unit count_units[] = {
+	{"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {NULL, 0},
+};
+
 int
 config_parse_rate(const char *text, double max, double *limit,
     long *period_ms)
 {
-	static const struct unit units[] = {
-		{"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {NULL, 0},
-	};
 	const char *slash = strchr(text, '/');
 	char amount[64], period[64];
 	double n;
@@ -123,7 +125,7 @@ config_parse_rate(const char *text, double max, double *limit,
 	snprintf(period, sizeof(period), "%s%s",
 	    isdigit((unsigned char)slash[1]) ? "" : "1", slash + 1);
 	if (!isdigit((unsigned char)amount[0]) ||
-	    parse_with_unit(amount, units, &n) < 0 || n < 1 || n > max ||
+	    parse_with_unit(amount, count_units, &n) < 0 || n < 1 || n > max ||
 	    n != floor(n))
 		return -1;
 	if (config_parse_duration_ms(period, period_ms) < 0 ||
@@ -489,6 +491,7 @@ struct parse_state {
 	bool continuation;	/* the line just read started with white space */
 	char last_section[64];
 	char last_key[64];
+	int section_line;	/* of the last [section] header */
 	char *error;		/* first error, "path:line: ..." */
 	int error_line;
 };
@@ -637,7 +640,7 @@ set_ratelimit_key(struct parse_state *st, const char *rule_name,
 		r->count = RATELIMIT_COUNT_MESSAGES;
 		r->action = RATELIMIT_ACTION_DEFER;
 		r->score = 5.0;
-		r->line = st->line;
+		r->line = st->section_line ? st->section_line : st->line;
 		r->symbol = mxg_malloc(strlen(rule_name) + 11);
 		snprintf(r->symbol, strlen(rule_name) + 11, "RATELIMIT_%s",
 		    rule_name);
@@ -671,13 +674,10 @@ set_ratelimit_key(struct parse_state *st, const char *rule_name,
 		r->has_rate = true;
 		r->rate_line = st->line;
 	} else if (strcmp(name, "burst") == 0) {
-		static const struct unit units[] = {
-			{"", 1}, {"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {NULL, 0},
-		};
 		double burst;
 
 		if (!isdigit((unsigned char)*value) ||
-		    parse_with_unit(value, units, &burst) < 0 || burst < 1 ||
+		    parse_with_unit(value, count_units, &burst) < 0 || burst < 1 ||
 		    burst > CONFIG_RATE_MAX_BYTES || burst != floor(burst))
 			return parse_error(st, "[ratelimit] burst: '%s' is not a "
 			    "whole number from 1%s", value, "");
@@ -712,6 +712,13 @@ check_ratelimits(struct parse_state *st)
 		else if (!r->has_rate)
 			parse_error(st, "[ratelimit %s] has no rate%s", r->name,
 			    "");
+		else if (r->count == RATELIMIT_COUNT_CONNECTIONS &&
+		    r->key != RATELIMIT_KEY_CLIENT_IP &&
+		    r->key != RATELIMIT_KEY_CLIENT_NET)
+			parse_error(st, "[ratelimit %s] count = connections "
+			    "needs key = client_ip or client_net, not %s (only "
+			    "the client is known at connect)", r->name,
+			    ratelimit_key_names[r->key]);
 		else if (r->limit > max) {
 			st->line = r->rate_line;
 			parse_error(st, "[ratelimit %s] rate: more than %s "
@@ -980,6 +987,8 @@ read_line(char *str, int num, void *stream)
 	const char *p = str + strspn(str, " \t");
 	if (*p == '[') {
 		const char *close = strchr(p, ']');
+
+		st->section_line = st->line;
 		if (close != NULL && !section_is_known(p + 1,
 		    (size_t)(close - p - 1))) {
 			char name[64];

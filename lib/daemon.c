@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "mxg.h"
 #include "snapshot.h"
 
@@ -336,6 +337,7 @@ daemon_reload(const char *pidfile)
 	status.generation = snapshot_generation();
 	status.ok = rc == 0;
 	status.time = (long long)time(NULL);
+	metrics_config_loaded(rc == 0);
 	if (rc == 0) {
 		log_msg(NULL, LOG_LEVEL_NOTICE, "reloaded: config generation %lu",
 		    status.generation);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "mxg.h"
 
 struct dns_resolver {
@@ -38,6 +39,8 @@ struct dns_query {
 	int ub_err;
 	struct ub_result *result;
 	struct dns_answer answer;
+	/* Monotonic: sent, and answered (or failed to send), for metrics. */
+	struct timespec sent_at, done_at;
 };
 
 /* Zones libunbound answers from its own built-in data (RFC 6761 names,
@@ -216,6 +219,7 @@ query_callback(void *arg, int err, struct ub_result *result)
 	pthread_mutex_lock(&q->lock);
 	q->ub_err = err;
 	q->result = result;
+	clock_gettime(CLOCK_MONOTONIC, &q->done_at);
 	q->done = true;
 	q->in_flight = false;
 	abandoned = q->abandoned;
@@ -240,6 +244,8 @@ dns_query_start(struct dns_resolver *res, const char *name, int rrtype)
 	pthread_condattr_destroy(&attr);
 
 	q->in_flight = true;
+	clock_gettime(CLOCK_MONOTONIC, &q->sent_at);
+	q->done_at = q->sent_at;
 	rc = ub_resolve_async(res->ctx, name, rrtype, 1 /* IN */, q,
 	    query_callback, &q->async_id);
 	if (rc != 0) {
@@ -276,11 +282,20 @@ result_status(struct dns_query *q)
 	return DNS_OK;
 }
 
+static double
+seconds_between(const struct timespec *from, const struct timespec *to)
+{
+	return (double)(to->tv_sec - from->tv_sec) +
+	    (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+/* Every query's outcome is known here, once: each is counted in the
+ * metrics with its time from sending to answer (or to the deadline). */
 enum dns_status
 dns_query_wait(struct dns_query *q, long long deadline_ms,
     const struct dns_answer **answer)
 {
-	struct timespec until;
+	struct timespec until, now;
 	enum dns_status status;
 
 	*answer = NULL;
@@ -295,10 +310,15 @@ dns_query_wait(struct dns_query *q, long long deadline_ms,
 	}
 	if (!q->done) {
 		pthread_mutex_unlock(&q->lock);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		metrics_dns_query(DNS_TEMPFAIL, seconds_between(&q->sent_at,
+		    &now));
 		return DNS_TEMPFAIL;
 	}
 	status = result_status(q);
+	now = q->done_at;
 	pthread_mutex_unlock(&q->lock);
+	metrics_dns_query(status, seconds_between(&q->sent_at, &now));
 	if (status == DNS_OK)
 		*answer = &q->answer;
 	return status;

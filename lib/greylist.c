@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "mxg.h"
 #include "netlist.h"
 #include "redis.h"
@@ -72,9 +73,7 @@ struct greylist_state {
 	struct redis_pool *redis;
 	struct netlist *skip_networks;
 	struct domainlist *skip_hostnames;
-	struct domainlist *skip_rcpt_domains;
-	char **skip_rcpt_exact;		/* user@domain or user@ */
-	size_t nskip_rcpt_exact;
+	struct rcptlist *skip_recipients;
 	struct domainlist *skip_spf_domains;
 };
 
@@ -214,44 +213,6 @@ greylist_client_key(const struct config *cfg, const char *net,
 	    cfg->redis.prefix : "", net);
 }
 
-/* Appends the entries of a list file (one a line, # comments) to text. */
-static int
-read_list_file(const char *path, struct strbuf *text, char *err)
-{
-	FILE *fp;
-	char line[1024];
-
-	if (path == NULL)
-		return 0;
-	if ((fp = fopen(path, "r")) == NULL)
-		return mxg_fail(err, MXG_EIO, "%s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		strbuf_putc(text, ' ');
-		strbuf_puts(text, line);
-	}
-	fclose(fp);
-	return 0;
-}
-
-static int
-list_with_file(const char *inline_text, const char *path, struct strbuf *out,
-    char *err)
-{
-	strbuf_puts(out, inline_text ? inline_text : "");
-	for (char *p = out->data; p && *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	if (read_list_file(path, out, err) != 0)
-		return -1;
-	for (char *p = out->data; p && *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	return 0;
-}
-
 static void
 greylist_free_state(void *p)
 {
@@ -262,11 +223,8 @@ greylist_free_state(void *p)
 	redis_pool_free(st->redis);
 	netlist_free(st->skip_networks);
 	domainlist_free(st->skip_hostnames);
-	domainlist_free(st->skip_rcpt_domains);
+	rcptlist_free(st->skip_recipients);
 	domainlist_free(st->skip_spf_domains);
-	for (size_t i = 0; i < st->nskip_rcpt_exact; i++)
-		free(st->skip_rcpt_exact[i]);
-	free(st->skip_rcpt_exact);
 	free(st);
 }
 
@@ -281,42 +239,27 @@ greylist_init(const struct check_env *env, void **out, char *err)
 	st->cfg = cfg;
 	if (redis_pool_new(cfg, &st->redis, err) != 0)
 		goto fail;
-	if (list_with_file(cfg->greylist.skip_networks,
+	if (netlist_text_with_file(cfg->greylist.skip_networks,
 	    cfg->greylist.skip_networks_file, &text, why) != 0 ||
 	    netlist_parse(text.data, &st->skip_networks, why) != 0) {
 		mxg_fail(err, MXG_EINVAL, "[greylist] skip_networks: %s", why);
 		goto fail;
 	}
 	strbuf_reset(&text);
-	if (list_with_file(cfg->greylist.skip_hostnames,
+	if (netlist_text_with_file(cfg->greylist.skip_hostnames,
 	    cfg->greylist.skip_hostnames_file, &text, why) != 0) {
 		mxg_fail(err, MXG_EINVAL, "[greylist] skip_hostnames: %s", why);
 		goto fail;
 	}
 	st->skip_hostnames = domainlist_parse(text.data);
 	strbuf_reset(&text);
-	if (list_with_file(cfg->greylist.skip_recipients,
+	if (netlist_text_with_file(cfg->greylist.skip_recipients,
 	    cfg->greylist.skip_recipients_file, &text, why) != 0) {
 		mxg_fail(err, MXG_EINVAL, "[greylist] skip_recipients: %s",
 		    why);
 		goto fail;
 	}
-	/* Entries with '@' are addresses (or "user@"), the others domains. */
-	struct strbuf domains = STRBUF_INIT;
-	char *cursor = NULL, *copy = mxg_strdup(text.data ? text.data : "");
-	for (char *item = strtok_r(copy, " ,\t", &cursor); item != NULL;
-	    item = strtok_r(NULL, " ,\t", &cursor)) {
-		if (strchr(item, '@') == NULL) {
-			strbuf_printf(&domains, " %s", item);
-			continue;
-		}
-		st->skip_rcpt_exact = mxg_realloc(st->skip_rcpt_exact,
-		    (st->nskip_rcpt_exact + 1) * sizeof(char *));
-		st->skip_rcpt_exact[st->nskip_rcpt_exact++] = mxg_strdup(item);
-	}
-	free(copy);
-	st->skip_rcpt_domains = domainlist_parse(domains.data);
-	strbuf_free(&domains);
+	st->skip_recipients = rcptlist_parse(text.data);
 	st->skip_spf_domains = domainlist_parse(
 	    cfg->greylist.skip_spf_pass_domains);
 	strbuf_free(&text);
@@ -326,26 +269,6 @@ fail:
 	strbuf_free(&text);
 	greylist_free_state(st);
 	return MXG_EINVAL;
-}
-
-static bool
-rcpt_is_skipped(const struct greylist_state *st, const char *rcpt)
-{
-	const char *at = strrchr(rcpt, '@');
-
-	for (size_t i = 0; i < st->nskip_rcpt_exact; i++) {
-		const char *e = st->skip_rcpt_exact[i];
-		size_t elen = strlen(e);
-
-		if (e[elen - 1] == '@') {	/* "postmaster@": any domain */
-			if (at != NULL && (size_t)(at - rcpt) + 1 == elen &&
-			    strncasecmp(rcpt, e, elen) == 0)
-				return true;
-		} else if (strcasecmp(rcpt, e) == 0) {
-			return true;
-		}
-	}
-	return at != NULL && domainlist_matches(st->skip_rcpt_domains, at + 1);
 }
 
 /* Why this recipient of this message is not greylisted, or NULL. */
@@ -363,7 +286,7 @@ skip_reason(const struct greylist_state *st, const struct scan *scan,
 	if (st->cfg->greylist.skip_authenticated && msg->auth_user != NULL &&
 	    *msg->auth_user != '\0')
 		return "authenticated client";
-	if (rcpt != NULL && rcpt_is_skipped(st, rcpt))
+	if (rcpt != NULL && rcptlist_matches(st->skip_recipients, rcpt))
 		return "recipient";
 	if (scan->spf.code == SPF_RES_PASS && scan->spf.domain != NULL &&
 	    domainlist_matches(st->skip_spf_domains, scan->spf.domain))
@@ -474,6 +397,7 @@ judge_rcpt(struct greylist_state *st, struct scan *scan, const char *rcpt,
 		decide(st, scan->msg, rcpt, d);
 	}
 	add_symbol_once(scan, outcome_symbol(d->outcome), d->why);
+	metrics_check_result("greylist", greylist_outcome_name(d->outcome));
 }
 
 static void

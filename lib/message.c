@@ -26,6 +26,7 @@ message_reset(struct message *msg)
 	free(msg->queue_id);
 	free(msg->mail_from);
 	free(msg->auth_user);
+	free(msg->instance);
 	for (size_t i = 0; i < msg->nrcpts; i++)
 		free(msg->rcpts[i]);
 	free(msg->rcpts);
@@ -36,6 +37,9 @@ message_reset(struct message *msg)
 	free(msg->headers);
 	free(msg->body);
 	msg->queue_id = msg->mail_from = msg->auth_user = NULL;
+	msg->instance = NULL;
+	msg->size = 0;
+	msg->header_bytes = 0;
 	msg->has_mail_from = false;
 	msg->rcpts = NULL;
 	msg->nrcpts = 0;
@@ -181,6 +185,8 @@ message_add_header(struct message *msg, const char *name, const char *value,
 {
 	struct header *h;
 
+	/* "Name: value" CRLF, as on the wire. */
+	msg->header_bytes += strlen(name) + 2 + value_len + 2;
 	if (value_len > msg->header_limit) {
 		value_len = msg->header_limit;
 		msg->headers_truncated++;
@@ -220,6 +226,16 @@ message_header_count(const struct message *msg, const char *name)
 		if (strcasecmp(msg->headers[i].name, name) == 0)
 			n++;
 	return n;
+}
+
+size_t
+message_size(const struct message *msg)
+{
+	if (msg->size > 0)
+		return msg->size;
+	if (msg->nheaders == 0 && msg->body_total == 0)
+		return 0;
+	return msg->header_bytes + 2 + msg->body_total;
 }
 
 const struct header *

@@ -24,6 +24,11 @@
  *	Keeps what fits under body_limit; body_total counts every byte.
  * message_header_count(msg, name) / message_header_find(msg, name, n)
  *	Case-insensitive lookup of the n-th (0-based) header of that name.
+ * message_size(msg)
+ *	The message's size in bytes: the size the MTA declared (size, set
+ *	by the policy server from its request) when there is one, else the
+ *	headers ("Name: value" and CRLF each, counted before any cut), the
+ *	empty line and every body byte seen.
  *
  * A message is used by one thread at a time.
  */
@@ -57,10 +62,14 @@ struct message {
 	char **rcpts;
 	size_t nrcpts;
 	char *auth_user;		/* SASL login, NULL: unauthenticated */
+	char *instance;			/* the MTA's id of this transaction
+					 * (policy protocol), NULL unknown */
+	size_t size;			/* declared by the MTA, 0 unknown */
 
 	struct header *headers;
 	size_t nheaders;
 	size_t headers_truncated;	/* header values cut at header_limit */
+	size_t header_bytes;		/* as received, before any cut */
 
 	char *body;
 	size_t body_len;		/* bytes kept */
@@ -89,6 +98,7 @@ void message_add_header(struct message *msg, const char *name,
 void message_append_body(struct message *msg, const char *data, size_t len);
 
 size_t message_header_count(const struct message *msg, const char *name);
+size_t message_size(const struct message *msg);
 const struct header *message_header_find(const struct message *msg,
     const char *name, size_t n);
 

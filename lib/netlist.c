@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "mxg.h"
+#include "strbuf.h"
 
 struct net {
 	int family;
@@ -180,4 +182,105 @@ domainlist_free(struct domainlist *list)
 		free(list->domains[i]);
 	free(list->domains);
 	free(list);
+}
+
+struct rcptlist {
+	char **exact;		/* "user@domain", or "user@" for any domain */
+	size_t nexact;
+	struct domainlist *domains;
+};
+
+struct rcptlist *
+rcptlist_parse(const char *text)
+{
+	struct rcptlist *list = mxg_calloc(1, sizeof(*list));
+	struct strbuf domains = STRBUF_INIT;
+	char *copy = mxg_strdup(text ? text : ""), *cursor = NULL;
+
+	/* Entries with '@' are addresses (or "user@"), the others domains. */
+	for (char *item = strtok_r(copy, " ,\t", &cursor); item != NULL;
+	    item = next_item(&cursor)) {
+		if (strchr(item, '@') == NULL) {
+			strbuf_printf(&domains, " %s", item);
+			continue;
+		}
+		list->exact = mxg_realloc(list->exact,
+		    (list->nexact + 1) * sizeof(char *));
+		list->exact[list->nexact++] = mxg_strdup(item);
+	}
+	free(copy);
+	list->domains = domainlist_parse(domains.data);
+	strbuf_free(&domains);
+	return list;
+}
+
+bool
+rcptlist_matches(const struct rcptlist *list, const char *rcpt)
+{
+	const char *at;
+
+	if (list == NULL || rcpt == NULL)
+		return false;
+	at = strrchr(rcpt, '@');
+	for (size_t i = 0; i < list->nexact; i++) {
+		const char *e = list->exact[i];
+		size_t elen = strlen(e);
+
+		if (e[elen - 1] == '@') {	/* "postmaster@": any domain */
+			if (at != NULL && (size_t)(at - rcpt) + 1 == elen &&
+			    strncasecmp(rcpt, e, elen) == 0)
+				return true;
+		} else if (strcasecmp(rcpt, e) == 0) {
+			return true;
+		}
+	}
+	return at != NULL && domainlist_matches(list->domains, at + 1);
+}
+
+void
+rcptlist_free(struct rcptlist *list)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->nexact; i++)
+		free(list->exact[i]);
+	free(list->exact);
+	domainlist_free(list->domains);
+	free(list);
+}
+
+static void
+lines_to_spaces(struct strbuf *sb, size_t from)
+{
+	for (size_t i = from; i < sb->len; i++)
+		if (sb->data[i] == '\n' || sb->data[i] == '\r')
+			sb->data[i] = ' ';
+}
+
+int
+netlist_text_with_file(const char *text, const char *path,
+    struct strbuf *out, char *err)
+{
+	size_t start = out->len;
+	char line[1024];
+	FILE *fp;
+
+	strbuf_puts(out, text ? text : "");
+	if (path != NULL) {
+		if ((fp = fopen(path, "r")) == NULL)
+			return mxg_fail(err, MXG_EIO, "%s: %s", path,
+			    strerror(errno));
+		while (fgets(line, sizeof(line), fp) != NULL) {
+			char *hash = strchr(line, '#');
+
+			if (hash)
+				*hash = '\0';
+			strbuf_putc(out, ' ');
+			strbuf_puts(out, line);
+		}
+		fclose(fp);
+	}
+	strbuf_putc(out, ' ');	/* never NULL data, even for no entries */
+	lines_to_spaces(out, start);
+	return MXG_OK;
 }

@@ -13,6 +13,17 @@
  * domainlist_parse(text, &list) / domainlist_matches(list, domain)
  *	A domain matches an entry equal to it or to one of its parents
  *	("example.org" covers "mail.example.org"); case-insensitive.
+ * rcptlist_parse(text) / rcptlist_matches(list, rcpt) / rcptlist_free
+ *	Recipients as skip lists name them: "user@domain" (that address),
+ *	"user@" (that local part at any domain) or "domain" (the domain
+ *	and its subdomains); case-insensitive. Never fails: a NULL or
+ *	empty text is an empty list.
+ * netlist_text_with_file(text, path, out, err)
+ *	Appends to out the inline text and then the entries of the file at
+ *	path (NULL: none; one entry a line, # starts a comment), line ends
+ *	turned into spaces, ready for the parsers above: the form of every
+ *	`skip_*` + `skip_*_file` pair of keys. 0, or MXG_EIO with err
+ *	naming the file when it cannot be read.
  *
  * Lists are immutable once built: threads share them freely.
  */
@@ -34,5 +45,16 @@ void netlist_free(struct netlist *list);
 struct domainlist *domainlist_parse(const char *text);
 bool domainlist_matches(const struct domainlist *list, const char *domain);
 void domainlist_free(struct domainlist *list);
+
+struct rcptlist;
+
+struct rcptlist *rcptlist_parse(const char *text);
+bool rcptlist_matches(const struct rcptlist *list, const char *rcpt);
+void rcptlist_free(struct rcptlist *list);
+
+struct strbuf;
+
+int netlist_text_with_file(const char *text, const char *path,
+    struct strbuf *out, char *err);
 
 #endif

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "mxg.h"
 
 #define REDIS_POOL_IDLE_MAX 64
@@ -287,7 +289,7 @@ static redisReply *run_script_on(struct redis_pool *pool, redisContext *c,
     const size_t *argvlen, int argc, char *err);
 
 static redisReply *
-run_with_retry(struct redis_pool *pool, struct redis_script *script,
+attempt_twice(struct redis_pool *pool, struct redis_script *script,
     int nkeys, const char **argv, const size_t *argvlen, int argc, char *err)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -313,6 +315,23 @@ run_with_retry(struct redis_pool *pool, struct redis_script *script,
 		drop_idle(pool);
 	}
 	return NULL;
+}
+
+/* What a check asked for, counted once in the metrics: ok or error,
+ * and the time it waited, connecting and retrying included. */
+static redisReply *
+run_with_retry(struct redis_pool *pool, struct redis_script *script,
+    int nkeys, const char **argv, const size_t *argvlen, int argc, char *err)
+{
+	struct timespec start, end;
+	redisReply *r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	r = attempt_twice(pool, script, nkeys, argv, argvlen, argc, err);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	metrics_redis_command(r != NULL, (double)(end.tv_sec - start.tv_sec) +
+	    (double)(end.tv_nsec - start.tv_nsec) / 1e9);
+	return r;
 }
 
 redisReply *
@@ -349,8 +368,8 @@ redis_run_script(struct redis_pool *pool, struct redis_script *script,
     int nkeys, const char **argv, const size_t *argvlen, int argc,
     char *err)
 {
-	if (argc + 3 > 32) {
-		mxg_fail(err, MXG_EINVAL, "too many script arguments");
+	if (argc < 0 || nkeys < 0 || nkeys > argc) {
+		mxg_fail(err, MXG_EINVAL, "bad script arguments");
 		return NULL;
 	}
 	return run_with_retry(pool, script, nkeys, argv, argvlen, argc, err);
@@ -363,8 +382,16 @@ run_script_on(struct redis_pool *pool, redisContext *c,
 {
 	redisReply *r = NULL;
 	char sha[41], nkeys_text[16];
-	const char *full[32];
-	size_t fulllen[32];
+	/* EVALSHA, the SHA, the key count, then argv: on the stack for the
+	 * usual few, else on the heap (a rate limit decision may touch a
+	 * bucket per rule and recipient). */
+	const char *full_stack[32], **full = full_stack;
+	size_t fulllen_stack[32], *fulllen = fulllen_stack;
+
+	if (argc + 3 > 32) {
+		full = mxg_calloc((size_t)argc + 3, sizeof(*full));
+		fulllen = mxg_calloc((size_t)argc + 3, sizeof(*fulllen));
+	}
 
 	snprintf(nkeys_text, sizeof(nkeys_text), "%d", nkeys);
 	mxg_fail(err, MXG_EIO, "the script could not be loaded");
@@ -406,6 +433,10 @@ run_script_on(struct redis_pool *pool, redisContext *c,
 			r = NULL;
 		}
 		break;
+	}
+	if (full != full_stack) {
+		free(full);
+		free(fulllen);
 	}
 	return r;
 }

@@ -14,11 +14,11 @@
  * redis_pool_new(cfg, &pool, err)   never connects (Redis may be down
  *	at start); 0 or MXG_EINVAL for a bad server. Caller frees.
  * redis_run_script(pool, script, nkeys, argv, argvlen, argc, err)
- *	EVALSHA of script with argv = keys then arguments; loads it with
- *	SCRIPT LOAD the first time and again after NOSCRIPT (a restarted or
- *	flushed Redis). Returns the reply (caller frees with
- *	freeReplyObject) or NULL with err for a connection failure, a
- *	timeout or an error reply. Thread-safe.
+ *	EVALSHA of script with argv = keys then arguments (nkeys of argc,
+ *	any number); loads it with SCRIPT LOAD the first time and again
+ *	after NOSCRIPT (a restarted or flushed Redis). Returns the reply
+ *	(caller frees with freeReplyObject) or NULL with err for a
+ *	connection failure, a timeout or an error reply. Thread-safe.
  * redis_run_command(pool, argv, argvlen, argc, err)
  *	Any command, same contract.
  * redis_key(pool, suffix, out)      prefix + suffix into a strbuf.

@@ -34,6 +34,7 @@ verdict_reset(struct verdict *v)
 	free(v->headers);
 	free(v->quarantine);
 	free(v->new_subject);
+	free(v->forced_code);
 	free(v->forced_enhanced);
 	free(v->forced_text);
 	free(v->reply);
@@ -79,29 +80,50 @@ verdict_find_symbol(const struct verdict *v, const char *name)
 	return NULL;
 }
 
-void
-verdict_force(struct verdict *v, enum verdict_action action,
-    const char *enhanced, const char *fmt, ...)
+/* verdict_force and verdict_force_code; code NULL: the default. */
+static void
+force(struct verdict *v, enum verdict_action action, const char *code,
+    const char *enhanced, const char *fmt, va_list ap)
 {
 	struct strbuf text = STRBUF_INIT;
-	va_list ap;
 	/* An SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5);
 	 * with code and enhanced code in front, 400 of text is plenty. */
 	char buf[400];
 
 	if (v->forced)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	/* A reply line must stay printable ASCII: anything else (a hostile
 	 * SPF explanation, say) becomes '?'. */
 	for (const char *p = buf; *p; p++)
 		strbuf_putc(&text, (*p >= 32 && *p < 127) ? *p : '?');
 	v->forced = true;
 	v->forced_action = action;
+	v->forced_code = code ? mxg_strdup(code) : NULL;
 	v->forced_enhanced = mxg_strdup(enhanced);
 	v->forced_text = strbuf_steal(&text);
+}
+
+void
+verdict_force(struct verdict *v, enum verdict_action action,
+    const char *enhanced, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	force(v, action, NULL, enhanced, fmt, ap);
+	va_end(ap);
+}
+
+void
+verdict_force_code(struct verdict *v, enum verdict_action action,
+    const char *code, const char *enhanced, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	force(v, action, code, enhanced, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -176,7 +198,8 @@ verdict_decide(struct verdict *v, const struct config *cfg)
 
 	if (v->forced) {
 		v->action = v->forced_action;
-		set_reply(v, v->action == VERDICT_REJECT ? "550" : "451",
+		set_reply(v, v->forced_code ? v->forced_code :
+		    v->action == VERDICT_REJECT ? "550" : "451",
 		    v->forced_enhanced, v->forced_text);
 		return;
 	}

@@ -19,7 +19,11 @@
  * verdict_force(v, action, enhanced, fmt, ...)
  *	action is VERDICT_TEMPFAIL or VERDICT_REJECT; enhanced like "5.7.23".
  *	Ignored when an outcome is already forced. The text is cut at 399
- *	bytes and made printable ASCII.
+ *	bytes and made printable ASCII. The reply code is 550 for reject,
+ *	451 for tempfail.
+ * verdict_force_code(v, action, code, enhanced, fmt, ...)
+ *	The same with the reply code given ("450": rate limits, whose
+ *	deferral is the MTA's usual 450 for a policy refusal).
  * verdict_add_authres(v, method, result, reason, props)
  *	One RFC 8601 resinfo: method "spf", result "pass", optional reason
  *	(a comment) and props: "name=value" lines, one property a line
@@ -80,6 +84,7 @@ struct verdict {
 
 	bool forced;
 	enum verdict_action forced_action;
+	char *forced_code;	/* NULL: 550 or 451 */
 	char *forced_enhanced;
 	char *forced_text;
 
@@ -101,6 +106,9 @@ void verdict_add_symbol(struct verdict *v, const char *name, double score,
 void verdict_force(struct verdict *v, enum verdict_action action,
     const char *enhanced, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+void verdict_force_code(struct verdict *v, enum verdict_action action,
+    const char *code, const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 void verdict_add_authres(struct verdict *v, const char *method,
     const char *result, const char *reason, const char *props);
 void verdict_add_header(struct verdict *v, const char *name, const char *value);

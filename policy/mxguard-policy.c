@@ -7,19 +7,27 @@
  * Postfix asks once per recipient (protocol_state=RCPT) with the client,
  * HELO, sender and recipient; this server fills a struct message from
  * those attributes, runs the engine's stages up to RCPT (SPF at MAIL,
- * greylisting at RCPT: the same checks, Redis and keys as the milter)
- * and turns what the engine decided into one action:
+ * greylisting and rate limits at RCPT: the same checks, Redis and keys
+ * as the milter) and turns what the engine decided into one action:
  *
  *	a forced outcome	the verdict's reply: "550 5.7.23 SPF: ..."
  *				or "451 4.4.3 ..."
- *	the recipient refused	"DEFER_IF_PERMIT 4.7.1 Greylisted, ..."
- *				(a 5xx refusal: its reply as it is)
+ *	the recipient refused	"DEFER_IF_PERMIT 4.7.1 Greylisted, ..." for
+ *				a soft refusal (engine.h), so that a later
+ *				reject of the restriction list still wins;
+ *				any other its reply as it is ("450 4.7.1
+ *				Rate limit exceeded for ...", "550 ...")
  *	[spf] received_spf	"PREPEND Received-SPF: ...", the header the
  *				engine writes, once per message (instance)
  *	otherwise		"DUNNO"
  *
- * Any other protocol_state gets DUNNO. This file decides nothing itself:
- * it translates attributes into a message and the verdict into actions.
+ * protocol_state=CONNECT (check_policy_service in
+ * smtpd_client_restrictions with smtpd_delay_reject = no) runs the
+ * CONNECT stage: connection rate limits. END-OF-MESSAGE
+ * (smtpd_end_of_data_restrictions) runs the byte rate limits alone, on
+ * the `size` attribute: this server never sees the content. Any other
+ * protocol_state gets DUNNO. This file decides nothing itself: it
+ * translates attributes into a message and the verdict into actions.
  *
  * Threads: one per connection (up to [policy] max_connections), each with
  * its own message and scan; the engine is shared. The main thread accepts
@@ -57,6 +65,7 @@
 #include "../lib/metrics.h"
 #include "../lib/mxg.h"
 #include "../lib/netlist.h"
+#include "../lib/ratelimit.h"
 #include "../lib/snapshot.h"
 #include "../lib/strbuf.h"
 #include "policy_request.h"
@@ -157,12 +166,22 @@ fill_message(struct connection *conn, const struct policy_request *req)
 		msg->auth_user = mxg_strdup(value);
 	if ((value = attr(req, POLICY_ATTR_RECIPIENT)) != NULL)
 		message_add_rcpt(msg, value);
+	if ((value = attr(req, POLICY_ATTR_INSTANCE)) != NULL)
+		msg->instance = mxg_strdup(value);
+	if ((value = attr(req, POLICY_ATTR_SIZE)) != NULL) {
+		char *end;
+		unsigned long long size = strtoull(value, &end, 10);
+
+		if (*end == '\0' && value[0] != '-' && size <= SIZE_MAX)
+			msg->size = (size_t)size;
+	}
 }
 
-/* protocol_state=RCPT: the engine through RCPT, its answer as an action. */
+/* protocol_state=CONNECT, RCPT or END-OF-MESSAGE (stage): the engine
+ * at that stage, its answer as an action. */
 static void
-decide_rcpt(struct connection *conn, const struct policy_request *req,
-    struct strbuf *action)
+decide(struct connection *conn, const struct policy_request *req,
+    enum check_stage stage, struct strbuf *action)
 {
 	const char *instance = attr(req, POLICY_ATTR_INSTANCE);
 	const struct config *cfg;
@@ -194,7 +213,8 @@ decide_rcpt(struct connection *conn, const struct policy_request *req,
 	v = scan->verdict;
 	fill_message(conn, req);
 
-	if (engine_run_stage(engine, scan, STAGE_RCPT)) {
+	if (stage == STAGE_EOM ? engine_run_check(engine, scan,
+	    &ratelimit_size_check) : engine_run_stage(engine, scan, stage)) {
 		verdict_decide(v, cfg);
 		strbuf_puts(action, v->reply);
 		return;
@@ -205,7 +225,7 @@ decide_rcpt(struct connection *conn, const struct policy_request *req,
 		verdict_decide(v, cfg);
 		/* DEFER_IF_PERMIT: a later reject in the restriction list
 		 * (say, reject_unauth_destination) still wins. */
-		if (r->reject)
+		if (!r->soft)
 			strbuf_puts(action, r->reply);
 		else
 			strbuf_printf(action, "DEFER_IF_PERMIT %s %s",
@@ -213,7 +233,8 @@ decide_rcpt(struct connection *conn, const struct policy_request *req,
 		return;
 	}
 	/* Postfix asks once per recipient: one header per message. */
-	if (cfg->spf.received_spf && scan->spf.code != SPF_RES_NOT_CHECKED &&
+	if (stage == STAGE_RCPT && cfg->spf.received_spf &&
+	    scan->spf.code != SPF_RES_NOT_CHECKED &&
 	    (instance == NULL || conn->prepended_instance == NULL ||
 	    strcmp(instance, conn->prepended_instance) != 0)) {
 		struct strbuf value = STRBUF_INIT;
@@ -262,8 +283,15 @@ answer(struct connection *conn, const struct policy_request *req,
 		metrics_policy_request(NULL, NULL, action->data);
 		return;
 	}
-	if (state == NULL || strcmp(state, "RCPT") != 0) {
-		/* Nothing is judged at the other states yet. */
+	enum check_stage stage = STAGE_COUNT;
+	if (state != NULL && strcmp(state, "RCPT") == 0)
+		stage = STAGE_RCPT;
+	else if (state != NULL && strcmp(state, "CONNECT") == 0)
+		stage = STAGE_CONNECT;
+	else if (state != NULL && strcmp(state, "END-OF-MESSAGE") == 0)
+		stage = STAGE_EOM;
+	if (stage == STAGE_COUNT) {
+		/* Nothing is judged at the other states. */
 		if (log_enabled(LOG_LEVEL_DEBUG)) {
 			snprintf(shown, sizeof(shown), "%s", state ? state : "");
 			make_printable(shown, strlen(shown));
@@ -275,7 +303,7 @@ answer(struct connection *conn, const struct policy_request *req,
 		return;
 	}
 
-	decide_rcpt(conn, req, action);
+	decide(conn, req, stage, action);
 	make_printable(action->data, action->len);
 	metrics_policy_request(conn->snap->engine, conn->scan, action->data);
 
@@ -285,6 +313,8 @@ answer(struct connection *conn, const struct policy_request *req,
 
 		engine_summary_record(conn->scan, &rec);
 		log_field(&rec, "rcpt", LOG_FIELD_ANGLE, "%s", rcpt ? rcpt : "");
+		if (stage != STAGE_RCPT)
+			log_field(&rec, "state", LOG_FIELD_PLAIN, "%s", state);
 		log_field(&rec, "policy", LOG_FIELD_QUOTED, "%s", action->data);
 		for (size_t i = 0; i < rec.n; i++)
 			make_printable(rec.fields[i].value,

@@ -18,6 +18,7 @@ static const char *const attr_names[POLICY_ATTR_COUNT] = {
 	[POLICY_ATTR_SASL_USERNAME] = "sasl_username",
 	[POLICY_ATTR_QUEUE_ID] = "queue_id",
 	[POLICY_ATTR_INSTANCE] = "instance",
+	[POLICY_ATTR_SIZE] = "size",
 };
 
 struct policy_reader {

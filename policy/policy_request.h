@@ -62,6 +62,7 @@ enum policy_attr {
 	POLICY_ATTR_SASL_USERNAME,
 	POLICY_ATTR_QUEUE_ID,
 	POLICY_ATTR_INSTANCE,		/* the same for every request of a message */
+	POLICY_ATTR_SIZE,		/* bytes; the real size at END-OF-MESSAGE */
 	POLICY_ATTR_COUNT,
 };
 

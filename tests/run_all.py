@@ -57,7 +57,7 @@ def main() -> int:
     suites.append(("cli", [PY, "tests/integration/cli_check.py",
                            "--build", args.build]))
     for name in ("policy", "dkim_dmarc", "greylist_cli", "greylist_postfix",
-                 "dnsbl", "metrics", "operations"):
+                 "dnsbl", "metrics", "operations", "ratelimit"):
         suites.append((name.replace("_", "-"),
                        [PY, f"tests/integration/{name}.py", "--build",
                         args.build]))

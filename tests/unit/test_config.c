@@ -786,6 +786,150 @@ test_config_value_parsers_accept_and_refuse(void **state)
 	}
 }
 
+/* A [ratelimit NAME] section: the rule, its defaults and every value. */
+static void
+test_config_ratelimit_rules_load_with_their_values(void **state)
+{
+	struct fixture *f = *state;
+	char err[MXG_ERRLEN];
+	int rc = load(f,
+	    "[ratelimit]\n"
+	    "on_error = tempfail\n"
+	    "skip_recipients = postmaster@\n"
+	    "[ratelimit per-client]\n"
+	    "key = client_ip\n"
+	    "rate = 100/1h\n"
+	    "[ratelimit big_senders]\n"
+	    "key = sender_domain\n"
+	    "rate = 500M/1d\n"
+	    "burst = 20M\n"
+	    "count = bytes\n"
+	    "action = reject\n"
+	    "[ratelimit per-client]\n"
+	    "burst = 10\n"
+	    "[ratelimit fast]\n"
+	    "key = sasl_user\n"
+	    "rate = 20/m\n"
+	    "count = recipients\n"
+	    "action = score\n"
+	    "score = 2.5\n", 0, err);
+
+	EXPECT_INT("three rules", rc, MXG_OK);
+	if (f->cfg == NULL)
+		return;
+	const struct config *c = f->cfg;
+	EXPECT_INT("on_error", c->ratelimit.on_error, ON_ERROR_TEMPFAIL);
+	EXPECT_STR("skip_recipients", c->ratelimit.skip_recipients,
+	    "postmaster@");
+	EXPECT_INT("three rules", c->nratelimits, 3);
+	EXPECT_STR("per-client name", c->ratelimits[0].name, "per-client");
+	EXPECT_STR("per-client symbol", c->ratelimits[0].symbol,
+	    "RATELIMIT_PER_CLIENT");
+	EXPECT_INT("per-client key", c->ratelimits[0].key,
+	    RATELIMIT_KEY_CLIENT_IP);
+	EXPECT_INT("per-client count defaults to messages",
+	    c->ratelimits[0].count, RATELIMIT_COUNT_MESSAGES);
+	EXPECT_INT("per-client action defaults to defer",
+	    c->ratelimits[0].action, RATELIMIT_ACTION_DEFER);
+	EXPECT_DOUBLE("per-client limit", c->ratelimits[0].limit, 100);
+	EXPECT_INT("per-client period", c->ratelimits[0].period_ms, 3600000);
+	EXPECT_DOUBLE("per-client burst from a later section",
+	    c->ratelimits[0].burst, 10);
+	EXPECT_INT("per-client line", c->ratelimits[0].line, 4);
+	EXPECT_DOUBLE("bytes limit", c->ratelimits[1].limit, 500e6);
+	EXPECT_INT("bytes period", c->ratelimits[1].period_ms, 86400000);
+	EXPECT_DOUBLE("bytes burst", c->ratelimits[1].burst, 20e6);
+	EXPECT_INT("bytes count", c->ratelimits[1].count,
+	    RATELIMIT_COUNT_BYTES);
+	EXPECT_INT("bytes action", c->ratelimits[1].action,
+	    RATELIMIT_ACTION_REJECT);
+	EXPECT_STR("symbol of a name with _", c->ratelimits[1].symbol,
+	    "RATELIMIT_BIG_SENDERS");
+	EXPECT_DOUBLE("20/m: burst defaults to the limit",
+	    c->ratelimits[2].burst, 20);
+	EXPECT_INT("20/m is one minute", c->ratelimits[2].period_ms, 60000);
+	EXPECT_DOUBLE("score", c->ratelimits[2].score, 2.5);
+}
+
+static void
+test_config_ratelimit_rejects_bad_rules_with_file_and_line(void **state)
+{
+	static const struct error_row rows[] = {
+		{"rate without a slash", "[ratelimit a]\nkey = client_ip\n"
+		    "rate = 100\n", 0, 3, "[ratelimit] rate: '100' is not "
+		    "N/PERIOD with N from 1 (like 100/1h, 20/m, 5/10s)"},
+		{"rate that is words", "[ratelimit a]\nrate = lots/1h\n", 0, 2,
+		    "[ratelimit] rate: 'lots/1h' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"zero rate", "[ratelimit a]\nrate = 0/1h\n", 0, 2,
+		    "[ratelimit] rate: '0/1h' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"negative rate", "[ratelimit a]\nrate = -5/1h\n", 0, 2,
+		    "[ratelimit] rate: '-5/1h' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"fractional rate", "[ratelimit a]\nrate = 1.5/1h\n", 0, 2,
+		    "[ratelimit] rate: '1.5/1h' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"zero period", "[ratelimit a]\nrate = 5/0s\n", 0, 2,
+		    "[ratelimit] rate: '5/0s' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"period under a second", "[ratelimit a]\nrate = 5/500ms\n", 0,
+		    2, "[ratelimit] rate: '5/500ms' is not N/PERIOD with N from "
+		    "1 (like 100/1h, 20/m, 5/10s)"},
+		{"period over a year", "[ratelimit a]\nrate = 5/366d\n", 0, 2,
+		    "[ratelimit] rate: '5/366d' is not N/PERIOD with N from 1 "
+		    "(like 100/1h, 20/m, 5/10s)"},
+		{"overflow of events", "[ratelimit a]\nkey = client_ip\n"
+		    "rate = 99999999999/1s\n", 0, 3, "[ratelimit a] rate: more "
+		    "than 10^9 events per period"},
+		{"overflow of bytes", "[ratelimit a]\nkey = client_ip\n"
+		    "count = bytes\nrate = 99999999999999/1s\n", 0, 4,
+		    "[ratelimit] rate: '99999999999999/1s' is not N/PERIOD with "
+		    "N from 1 (like 100/1h, 20/m, 5/10s)"},
+		{"overflow of a burst", "[ratelimit a]\nkey = client_ip\n"
+		    "rate = 10/1s\nburst = 2G\n", 0, 4, "[ratelimit a] burst: "
+		    "more than 10^9 events"},
+		{"zero burst", "[ratelimit a]\nburst = 0\n", 0, 2,
+		    "[ratelimit] burst: '0' is not a whole number from 1"},
+		{"unknown key kind", "[ratelimit a]\nkey = client\n", 0, 2,
+		    "[ratelimit] key: 'client' is not one of client_ip "
+		    "client_net sender sender_domain sasl_user rcpt "
+		    "rcpt_domain"},
+		{"unknown count", "[ratelimit a]\ncount = mails\n", 0, 2,
+		    "[ratelimit] count: 'mails' is not connections, messages, "
+		    "recipients or bytes"},
+		{"unknown action", "[ratelimit a]\naction = drop\n", 0, 2,
+		    "[ratelimit] action: 'drop' is not defer, reject or score"},
+		{"unknown key in a rule", "[ratelimit a]\nkey = client_ip\n"
+		    "limit = 5\n", 0, 3, "unknown key 'limit' in [ratelimit a]"},
+		{"unknown key in [ratelimit]", "[ratelimit]\nrate = 5/1s\n", 0,
+		    2, "unknown key 'rate' in [ratelimit]"},
+		{"bad rule name", "[ratelimit a.b]\nkey = client_ip\n", 0, 2,
+		    "[ratelimit a.b]: a rule name is letters, digits, - and _"},
+		{"rule without a key", "# rules\n[ratelimit a]\nrate = 5/1s\n",
+		    0, 2, "[ratelimit a] has no key"},
+		{"rule without a rate", "[ratelimit a]\nkey = sender\n", 0, 1,
+		    "[ratelimit a] has no rate"},
+		{"connections keyed on the sender",
+		    "[ratelimit a]\nkey = sender\nrate = 5/1s\n"
+		    "count = connections\n", 0, 1, "[ratelimit a] count = "
+		    "connections needs key = client_ip or client_net, not sender "
+		    "(only the client is known at connect)"},
+		{"bad skip_networks value type", "[ratelimit]\n"
+		    "skip_authenticated = maybe\n", 0, 2,
+		    "skip_authenticated: 'maybe' is not yes or no"},
+	};
+	struct fixture *f = *state;
+	char err[MXG_ERRLEN];
+
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		int rc = load(f, rows[i].text, rows[i].len, err);
+
+		expect_error(rows[i].label, f, rc, err, rows[i].line,
+		    rows[i].reason);
+	}
+}
+
 static void
 test_config_free_null_is_a_no_op(void **state)
 {
@@ -809,6 +953,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_config_rejects_lines_longer_than_198_characters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_rejects_more_than_256_score_overrides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_missing_file_is_an_io_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_ratelimit_rules_load_with_their_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_ratelimit_rejects_bad_rules_with_file_and_line, setup, teardown),
 		/* Regressions for lib/config.c bugs they describe (fixed). */
 		cmocka_unit_test_setup_teardown(test_config_rejects_nul_byte_with_file_and_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_reports_a_syntax_error_before_a_later_bad_key, setup, teardown),

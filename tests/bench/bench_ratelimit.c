@@ -1,0 +1,456 @@
+/*
+ * bench_ratelimit - rate-limit decisions per second through a running
+ * mxguard-policy: M connections at once, each sending N
+ * protocol_state=RCPT requests one after the other (as Postfix's smtpd
+ * does on one connection), every request a new message (a new
+ * instance) with a client address, sender, SASL user and recipient, so
+ * that every [ratelimit NAME] rule of the config that counts messages or
+ * recipients matches it. A benchmark that prints figures, never a test.
+ *
+ *	bench_ratelimit -c CONF [-m CONNECTIONS] [-n REQUESTS] [-k KEYS]
+ *	                [-S ADDRESS] [-s SEED] [-p NAME=PID]...
+ *
+ * CONF is the config the server runs with (tests/bench/ratelimit.conf
+ * holds ten rules, one per key and count, to append to a config with
+ * [redis] and [policy]): the server's address comes from [policy]
+ * listen (inet:PORT@HOST or unix:/PATH; -S overrides it), and the rules
+ * are counted to say how many buckets each request touches. Clients,
+ * senders, SASL users and recipients are drawn from KEYS values each
+ * (default 2000), uniformly, so that the buckets are many and some fill.
+ * Every decision is one EVALSHA of all those buckets, so the figures
+ * are the policy server's parsing, the engine and one Redis round trip.
+ *
+ * Per request, the time from the first byte sent to the end of the
+ * answer. Prints requests, wall seconds, decisions per second, latency
+ * p50/p99/max, the answers (DUNNO, 450 with the rule's key, 550, 4xx)
+ * and with -p NAME=PID (mxguard-policy=PID, redis=PID) those processes'
+ * CPU per decision. Exit 0; 1 when a connection failed, an answer was
+ * malformed or the config has no rule that matches; 2 for usage errors.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../lib/config.h"
+#include "../../lib/log.h"
+#include "../../lib/mxg.h"
+#include "../../lib/strbuf.h"
+#include "benchutil.h"
+
+struct target {
+	bool unix_socket;
+	char path[108];
+	char host[128];
+	char port[16];
+};
+
+struct conn {
+	pthread_t tid;
+	const struct target *target;
+	unsigned long requests;
+	unsigned int id;
+	unsigned long keys;
+	uint64_t rng;
+	struct bench_tally actions;
+	struct bench_lat lat;
+	bool failed;
+	char error[512];
+};
+
+static pthread_barrier_t start_line;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: bench_ratelimit -c CONF [-m CONNECTIONS] "
+	    "[-n REQUESTS] [-k KEYS]\n"
+	    "                       [-S ADDRESS] [-s SEED] [-p NAME=PID]...\n");
+}
+
+/* inet:PORT@HOST, inet6:PORT@HOST, inet:PORT, unix:/PATH, local:/PATH */
+static int
+parse_target(const char *spec, struct target *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+		const char *path = strchr(spec, ':') + 1;
+
+		if (strlen(path) >= sizeof(t->path))
+			return -1;
+		t->unix_socket = true;
+		strcpy(t->path, path);
+		return 0;
+	}
+	if (strncmp(spec, "inet:", 5) != 0 && strncmp(spec, "inet6:", 6) != 0)
+		return -1;
+	const char *p = strchr(spec, ':') + 1;
+	const char *at = strchr(p, '@');
+	size_t plen = at ? (size_t)(at - p) : strlen(p);
+
+	if (plen == 0 || plen >= sizeof(t->port))
+		return -1;
+	memcpy(t->port, p, plen);
+	snprintf(t->host, sizeof(t->host), "%s", at && at[1] ? at + 1 :
+	    strncmp(spec, "inet6:", 6) == 0 ? "::1" : "127.0.0.1");
+	return 0;
+}
+
+static int
+connect_target(const struct target *t, char *err, size_t errlen)
+{
+	int fd = -1, one = 1;
+
+	if (t->unix_socket) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+		strcpy(sun.sun_path, t->path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			snprintf(err, errlen, "unix:%s: %s", t->path,
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	int rc = getaddrinfo(t->host, t->port, &hints, &res);
+
+	if (rc != 0) {
+		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
+		    strerror(errno));
+	freeaddrinfo(res);
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* A request as Postfix 3.7's smtpd sends it at RCPT TO, after SASL
+ * authentication; values drawn from keys of each kind. */
+static void
+format_request(struct strbuf *sb, struct conn *c, unsigned long n)
+{
+	/* Client addresses spread over 100.64.0.0/10, most in a /24 of
+	 * their own (Knuth's multiplicative hash). */
+	uint64_t client = bench_rand_below(&c->rng, c->keys) *
+	    2654435761u & 0x3fffff;
+	uint64_t sender = bench_rand_below(&c->rng, c->keys);
+	uint64_t user = bench_rand_below(&c->rng, c->keys);
+	uint64_t rcpt = bench_rand_below(&c->rng, c->keys);
+
+	strbuf_reset(sb);
+	strbuf_printf(sb,
+	    "request=smtpd_access_policy\n"
+	    "protocol_state=RCPT\n"
+	    "protocol_name=ESMTP\n"
+	    "client_address=100.%u.%u.%u\n"
+	    "client_name=unknown\n"
+	    "client_port=%lu\n"
+	    "reverse_client_name=unknown\n"
+	    "server_address=192.0.2.25\n"
+	    "server_port=587\n"
+	    "helo_name=client%llu.example\n"
+	    "sender=user%llu@sender%llu.example\n"
+	    "recipient=rcpt%llu@dest%llu.example\n"
+	    "recipient_count=0\n"
+	    "queue_id=\n"
+	    "instance=%x.%lx.0\n"
+	    "size=0\n"
+	    "etrn_domain=\n"
+	    "stress=\n"
+	    "sasl_method=PLAIN\n"
+	    "sasl_username=user%llu\n"
+	    "sasl_sender=\n"
+	    "ccert_subject=\n"
+	    "ccert_issuer=\n"
+	    "ccert_fingerprint=\n"
+	    "ccert_pubkey_fingerprint=\n"
+	    "encryption_protocol=TLSv1.3\n"
+	    "encryption_cipher=TLS_AES_256_GCM_SHA384\n"
+	    "encryption_keysize=256\n"
+	    "policy_context=\n"
+	    "compatibility_level=3.6\n"
+	    "mail_version=3.7.11\n"
+	    "\n",
+	    64 + (unsigned)(client >> 16 & 63), (unsigned)(client >> 8 & 255),
+	    (unsigned)(client & 255), 40000 + n % 20000,
+	    (unsigned long long)client, (unsigned long long)sender,
+	    (unsigned long long)(sender % 97), (unsigned long long)rcpt,
+	    (unsigned long long)(rcpt % 89), c->id, n,
+	    (unsigned long long)user);
+}
+
+static bool
+send_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		data += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool
+read_answer(int fd, char *buf, size_t size, size_t *len)
+{
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (*len >= 2 && buf[*len - 1] == '\n' && buf[*len - 2] == '\n')
+			return true;
+		if (*len + 1 >= size)
+			return false;
+		n = recv(fd, buf + *len, size - 1 - *len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		buf[*len] = '\0';
+	}
+}
+
+/* The kind of answer, a static name for the tally: a 450 by the word
+ * after "for" (client, network, sender ...). */
+static const char *
+action_kind(const char *answer)
+{
+	static const struct {
+		const char *after, *name;
+	} limited[] = {
+		{"for client ", "450 client"},
+		{"for network ", "450 network"},
+		{"for sender domain ", "450 sender domain"},
+		{"for sender ", "450 sender"},
+		{"for SASL user ", "450 SASL user"},
+		{"for recipient domain ", "450 recipient domain"},
+		{"for recipient ", "450 recipient"},
+	};
+	const char *a;
+
+	if (strncmp(answer, "action=", 7) != 0)
+		return NULL;
+	a = answer + 7;
+	if (strncmp(a, "DUNNO", 5) == 0)
+		return "DUNNO";
+	if (strncmp(a, "450 4.7.1 Rate limit exceeded ", 30) == 0) {
+		for (size_t i = 0; i < sizeof(limited) / sizeof(*limited); i++)
+			if (strncmp(a + 30, limited[i].after,
+			    strlen(limited[i].after)) == 0)
+				return limited[i].name;
+		return "450";
+	}
+	if (strncmp(a, "DEFER_IF_PERMIT", 15) == 0)
+		return "DEFER_IF_PERMIT";
+	if (a[0] == '4')
+		return "4xx other";
+	if (a[0] == '5')
+		return "5xx";
+	return "other";
+}
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct strbuf req = STRBUF_INIT;
+	char answer[4096];
+	int fd = connect_target(c->target, c->error, sizeof(c->error));
+
+	pthread_barrier_wait(&start_line);
+	if (fd < 0) {
+		c->failed = true;
+		goto out;
+	}
+	for (unsigned long i = 0; i < c->requests; i++) {
+		const char *kind;
+		size_t len;
+
+		format_request(&req, c, i);
+		uint64_t t0 = bench_now_ns();
+		if (!send_all(fd, req.data, req.len)) {
+			snprintf(c->error, sizeof(c->error), "send: %s",
+			    strerror(errno));
+			c->failed = true;
+			break;
+		}
+		if (!read_answer(fd, answer, sizeof(answer), &len)) {
+			snprintf(c->error, sizeof(c->error), "no complete "
+			    "answer (%zu bytes)", len);
+			c->failed = true;
+			break;
+		}
+		bench_lat_add(&c->lat, bench_now_ns() - t0);
+		if ((kind = action_kind(answer)) == NULL) {
+			snprintf(c->error, sizeof(c->error), "malformed "
+			    "answer: %.80s", answer);
+			c->failed = true;
+			break;
+		}
+		bench_tally_add(&c->actions, kind, 1);
+	}
+	close(fd);
+out:
+	strbuf_free(&req);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = NULL, *address = NULL;
+	long connections = 8, requests = 2000, keys = 2000;
+	uint64_t seed = 0;
+	struct bench_watchlist watch = {0};
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:m:n:k:S:s:p:h")) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'm': connections = strtol(optarg, NULL, 10); break;
+		case 'n': requests = strtol(optarg, NULL, 10); break;
+		case 'k': keys = strtol(optarg, NULL, 10); break;
+		case 'S': address = optarg; break;
+		case 's': seed = strtoull(optarg, NULL, 10); break;
+		case 'p':
+			if (bench_watch_add(&watch, optarg) != 0) {
+				fprintf(stderr, "bench_ratelimit: -p %s: not "
+				    "NAME=PID (at most %d)\n", optarg,
+				    BENCH_MAX_WATCH);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc || connections < 1 ||
+	    connections > 1000 || requests < 1 || keys < 1 ||
+	    keys > (1L << 22)) {
+		usage(stderr);
+		return 2;
+	}
+
+	char err[MXG_ERRLEN];
+	struct config *cfg;
+	if (config_load(config_path, &cfg, err) != 0) {
+		fprintf(stderr, "bench_ratelimit: %s\n", err);
+		return 2;
+	}
+	log_init("bench_ratelimit", true, LOG_LEVEL_WARNING);
+	size_t rules = 0;
+	for (size_t i = 0; i < cfg->nratelimits; i++)
+		rules += cfg->ratelimits[i].count == RATELIMIT_COUNT_MESSAGES ||
+		    cfg->ratelimits[i].count == RATELIMIT_COUNT_RECIPIENTS;
+	if (!cfg->ratelimit.enabled || rules == 0) {
+		fprintf(stderr, "bench_ratelimit: %s has no [ratelimit NAME] "
+		    "rule that counts messages or recipients\n", config_path);
+		config_free(cfg);
+		return 1;
+	}
+	struct target target;
+	if (address == NULL)
+		address = cfg->policy.listen;
+	if (parse_target(address, &target) != 0) {
+		fprintf(stderr, "bench_ratelimit: '%s' is not inet:PORT@HOST "
+		    "or unix:/PATH\n", address);
+		config_free(cfg);
+		return 2;
+	}
+	if (seed == 0)
+		seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+
+	struct conn *c = mxg_calloc((size_t)connections, sizeof(*c));
+	pthread_barrier_init(&start_line, NULL, (unsigned)connections + 1);
+	for (long i = 0; i < connections; i++) {
+		c[i].target = &target;
+		c[i].requests = (unsigned long)requests;
+		c[i].id = (unsigned)i;
+		c[i].keys = (unsigned long)keys;
+		c[i].rng = (seed + (uint64_t)i * 0x9E3779B97F4A7C15ULL) | 1;
+		if (pthread_create(&c[i].tid, NULL, conn_main, &c[i]) != 0) {
+			fprintf(stderr, "bench_ratelimit: pthread_create "
+			    "failed\n");
+			return 2;
+		}
+	}
+	bench_watch_start(&watch);
+	double cpu0 = bench_cpu_seconds();
+	pthread_barrier_wait(&start_line);
+	uint64_t t0 = bench_now_ns();
+	for (long i = 0; i < connections; i++)
+		pthread_join(c[i].tid, NULL);
+	double wall = (double)(bench_now_ns() - t0) / 1e9;
+	double cpu = bench_cpu_seconds() - cpu0;
+
+	struct bench_tally actions = {0};
+	struct bench_lat lat = {0};
+	int failed = 0;
+	for (long i = 0; i < connections; i++) {
+		bench_tally_merge(&actions, &c[i].actions);
+		bench_lat_merge(&lat, &c[i].lat);
+		if (c[i].failed && failed++ < 5)
+			fprintf(stderr, "bench_ratelimit: connection %ld: %s\n",
+			    i, c[i].error);
+	}
+
+	printf("bench_ratelimit: %ld connections x %ld requests, server %s, "
+	    "%zu rules matching each request, %ld values of each key\n",
+	    connections, requests, address, rules, keys);
+	printf("decisions:          %zu%s\n", lat.n, failed ?
+	    " (some connections failed: see stderr)" : "");
+	printf("wall:               %.3f s\n", wall);
+	printf("rate:               %.1f decisions/s\n",
+	    wall > 0 ? (double)lat.n / wall : 0);
+	printf("latency:            p50 %.3f ms, p99 %.3f ms, max %.3f ms, "
+	    "mean %.3f ms\n", bench_lat_percentile(&lat, 50) / 1e6,
+	    bench_lat_percentile(&lat, 99) / 1e6,
+	    bench_lat_percentile(&lat, 100) / 1e6, bench_lat_mean(&lat) / 1e6);
+	printf("cpu of the client:  %.3f ms/decision (%.2f s user+sys)\n",
+	    lat.n ? cpu * 1000.0 / (double)lat.n : 0, cpu);
+	bench_watch_print(&watch, "decision", (unsigned long)lat.n, stdout);
+	bench_tally_print(&actions, "answers:", (unsigned long)lat.n, stdout);
+
+	for (long i = 0; i < connections; i++) {
+		bench_tally_free(&c[i].actions);
+		bench_lat_free(&c[i].lat);
+	}
+	free(c);
+	pthread_barrier_destroy(&start_line);
+	bench_tally_free(&actions);
+	bench_lat_free(&lat);
+	config_free(cfg);
+	return failed ? 1 : 0;
+}
