@@ -405,12 +405,12 @@ def test_policy_server_reloads_on_sighup(env):
     d = tempfile.mkdtemp(dir=env.workdir)
     port = free_port()
     pidfile = os.path.join(d, "policy.pid")
-    def config(received_spf):
+    def config(received_spf, max_connections=256):
         return ("[milter]\nuser = root\n[dns]\nnameserver = 127.0.0.1@9\ntimeout = 300ms\n"
                 "on_error = accept\n[spf]\nreceived_spf = %s\n[dkim]\nenabled = no\n"
                 "[dmarc]\nenabled = no\n[rules]\nenabled = no\n[greylist]\nenabled = no\n"
-                "[policy]\nlisten = inet:%d@127.0.0.1\npidfile = %s\n"
-                % (received_spf, port, pidfile))
+                "[policy]\nlisten = inet:%d@127.0.0.1\npidfile = %s\nmax_connections = %d\n"
+                % (received_spf, port, pidfile, max_connections))
     conf = write(os.path.join(d, "p.conf"), config("no"))
     log = os.path.join(d, "policy.log")
     p = start_daemon("mxguard-policy", conf, log)
@@ -425,12 +425,15 @@ def test_policy_server_reloads_on_sighup(env):
     try:
         assert wait_for(lambda: port_accepts(port), 10), read(log)
         assert ask("i1") == "action=DUNNO\n\n"
-        write(conf, config("yes"))
+        # max_connections only changes at restart: the reload says so.
+        write(conf, config("yes", max_connections=10))
         before = read(log).count("reloaded")
         p.send_signal(signal.SIGHUP)
         assert wait_for(lambda: read(log).count("reloaded") > before, 20), read(log)
         got = ask("i2")
         assert got.startswith("action=PREPEND Received-SPF: "), got
+        assert "[policy] max_connections differs in the file; takes effect at restart" \
+            in read(log), read(log)[-1500:]
         # A broken file: refused, old config (received_spf = yes) stays.
         write(conf, config("maybe"))
         rc = subprocess.run([binary("mxguard"), "reload", "--policy", "--pidfile", pidfile],
