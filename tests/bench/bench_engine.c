@@ -31,23 +31,22 @@
  * Prints: messages judged, wall seconds, messages per second, CPU ms per
  * message (getrusage user + system of the whole process, resolver thread
  * included, over the timed passes, divided by messages), latency p50 and
- * p99 per message, and the mix of actions, SPF, DKIM (per signature) and
- * DMARC results, the most frequent symbols, and how many timed
+ * p99 per message, where the time goes per check (each enabled check's
+ * wall time per message from scan->check_ns, DNS and Redis waits
+ * included, and its share of the mean latency; "outside checks" is the
+ * rest: parsing, verdict, headers), the mix of actions, SPF, DKIM (per
+ * signature) and DMARC results, the most frequent symbols, and how many timed
  * judgements ended with another action than the warm-up's (DMARC's pct=
  * sampling is random; otherwise 0 unless something, DNS say, failed
  * under load). -v lists each message with its warm-up action, and those
  * that later ended otherwise. Exit 0, or 2 for usage, config or input errors.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/config.h"
@@ -55,27 +54,16 @@
 #include "../../lib/log.h"
 #include "../../lib/message.h"
 #include "../../lib/mxg.h"
-#include "../../lib/strbuf.h"
 #include "benchutil.h"
 
 #define CHUNK 65536
-#define BENCH_MAX_INPUT (64u * 1024 * 1024)
 #define WARMUP_PASSES 3
 
+/* A message of the corpus and what the warm-up made of it. */
 struct bench_message {
-	char *name;
-	char *data;		/* CRLF, X-Bench-* headers removed */
-	size_t len;
-	char *client;
-	char *helo;
-	char *from;		/* NULL: no MAIL FROM */
-	char *rcpt;
+	const struct bench_mail *mail;
 	const char *warm_action;	/* the warm-up's last verdict */
 	bool deferred;		/* refused at RCPT in the last warm-up */
-};
-
-struct defaults {
-	const char *client, *helo, *from, *rcpt;
 };
 
 /* What one thread saw. */
@@ -86,6 +74,7 @@ struct stats {
 	unsigned long dkim_unsigned;
 	struct bench_tally actions, spf, dkim, dmarc, symbols;
 	struct bench_lat lat;
+	uint64_t check_ns[ENGINE_MAX_CHECKS];	/* summed scan->check_ns */
 };
 
 struct shared {
@@ -106,241 +95,6 @@ usage(FILE *out)
 	    "                    [-f FROM] [-r RCPT] [-v] DIR\n");
 }
 
-/* ---------------------------------------------------------- loading */
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char buf[65536];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
-
-	if (fp == NULL)
-		return NULL;
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		if (sb.len + n > BENCH_MAX_INPUT) {
-			fclose(fp);
-			strbuf_free(&sb);
-			errno = EFBIG;
-			return NULL;
-		}
-		strbuf_append(&sb, buf, n);
-	}
-	fclose(fp);
-	*len = sb.len;
-	if (sb.data == NULL)
-		return mxg_strdup("");
-	return strbuf_steal(&sb);
-}
-
-/* The value of an "X-Bench-Name: value" line (unfolded, trimmed). */
-static char *
-header_value(const char *line, size_t len)
-{
-	const char *colon = memchr(line, ':', len);
-	struct strbuf sb = STRBUF_INIT;
-
-	if (colon == NULL)
-		return mxg_strdup("");
-	for (const char *p = colon + 1; p < line + len; p++)
-		if (*p != '\r' && *p != '\n')
-			strbuf_putc(&sb, *p);
-	char *v = strbuf_steal(&sb);
-	if (v == NULL)
-		return mxg_strdup("");
-	char *start = v;
-	while (*start == ' ' || *start == '\t')
-		start++;
-	size_t vl = strlen(start);
-	while (vl > 0 && (start[vl - 1] == ' ' || start[vl - 1] == '\t'))
-		vl--;
-	char *out = mxg_strndup(start, vl);
-	free(v);
-	return out;
-}
-
-/* The address inside a From header value: "Name <a@b>" or "a@b". */
-static char *
-from_address(const char *value)
-{
-	const char *lt = strchr(value, '<'), *gt;
-
-	if (lt != NULL && (gt = strchr(lt, '>')) != NULL)
-		return mxg_strndup(lt + 1, (size_t)(gt - lt - 1));
-	while (*value == ' ' || *value == '\t')
-		value++;
-	return mxg_strndup(value, strcspn(value, " \t\r\n"));
-}
-
-/*
- * Makes the CRLF message and takes out the X-Bench-* headers (with their
- * continuation lines), keeping their values in m. Also notes the From
- * address for a missing X-Bench-Mail-From.
- */
-static void
-prepare(struct bench_message *m, const char *raw, size_t rawlen,
-    const struct defaults *def)
-{
-	struct strbuf out = STRBUF_INIT;
-	char *from_header = NULL;
-	size_t i = 0;
-	bool in_headers = true, dropping = false;
-
-	while (i < rawlen) {
-		const char *nl = memchr(raw + i, '\n', rawlen - i);
-		size_t end = nl ? (size_t)(nl - raw) + 1 : rawlen;
-		const char *line = raw + i;
-		size_t len = end - i, textlen = len;
-
-		/* The line without its end. */
-		while (textlen > 0 && (line[textlen - 1] == '\n' ||
-		    line[textlen - 1] == '\r'))
-			textlen--;
-		if (in_headers) {
-			bool cont = len > 0 && (line[0] == ' ' ||
-			    line[0] == '\t');
-
-			if (textlen == 0) {
-				in_headers = false;
-				dropping = false;
-			} else if (cont && dropping) {
-				i = end;
-				continue;
-			} else if (!cont) {
-				dropping = textlen > 8 &&
-				    strncasecmp(line, "X-Bench-", 8) == 0;
-				if (dropping) {
-					char *v = header_value(line, textlen);
-					char **slot = NULL;
-					const char *name = line + 8;
-
-					if (strncasecmp(name, "Client:", 7) == 0)
-						slot = &m->client;
-					else if (strncasecmp(name, "Helo:", 5) == 0)
-						slot = &m->helo;
-					else if (strncasecmp(name, "Mail-From:",
-					    10) == 0)
-						slot = &m->from;
-					else if (strncasecmp(name, "Rcpt:", 5) == 0)
-						slot = &m->rcpt;
-					if (slot != NULL) {
-						free(*slot);
-						*slot = v;
-					} else {
-						free(v);
-					}
-					i = end;
-					continue;
-				}
-				if (from_header == NULL && textlen > 5 &&
-				    strncasecmp(line, "From:", 5) == 0) {
-					char *v = header_value(line, textlen);
-					from_header = from_address(v);
-					free(v);
-				}
-			}
-		}
-		strbuf_append(&out, line, textlen);
-		if (nl != NULL)
-			strbuf_puts(&out, "\r\n");
-		i = end;
-	}
-	m->len = out.len;
-	m->data = out.data ? strbuf_steal(&out) : mxg_strdup("");
-	if (m->client == NULL)
-		m->client = mxg_strdup(def->client);
-	if (m->helo == NULL)
-		m->helo = mxg_strdup(def->helo);
-	if (m->from == NULL)
-		m->from = mxg_strdup(def->from ? def->from :
-		    from_header ? from_header : "");
-	if (m->rcpt == NULL)
-		m->rcpt = mxg_strdup(def->rcpt);
-	free(from_header);
-}
-
-static int
-cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
-load_dir(const char *dir, const struct defaults *def,
-    struct bench_message **out, size_t *nout)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t nnames = 0;
-	struct bench_message *msgs;
-
-	if (d == NULL) {
-		fprintf(stderr, "bench_engine: %s: %s\n", dir, strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		char path[4096];
-		struct stat st;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-			continue;
-		names = mxg_realloc(names, (nnames + 1) * sizeof(*names));
-		names[nnames++] = mxg_strdup(de->d_name);
-	}
-	closedir(d);
-	if (nnames == 0) {
-		fprintf(stderr, "bench_engine: %s: no message files\n", dir);
-		free(names);
-		return -1;
-	}
-	/* The same order every run, whatever readdir says. */
-	qsort(names, nnames, sizeof(*names), cmp_names);
-	msgs = mxg_calloc(nnames, sizeof(*msgs));
-	for (size_t i = 0; i < nnames; i++) {
-		char path[4096];
-		size_t len;
-		char *raw;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		if ((raw = read_file(path, &len)) == NULL) {
-			fprintf(stderr, "bench_engine: %s: %s\n", path,
-			    strerror(errno));
-			for (size_t k = i; k < nnames; k++)
-				free(names[k]);
-			free(names);
-			*out = msgs;
-			*nout = i;
-			return -1;
-		}
-		msgs[i].name = names[i];
-		prepare(&msgs[i], raw, len, def);
-		free(raw);
-	}
-	free(names);
-	*out = msgs;
-	*nout = nnames;
-	return 0;
-}
-
-static void
-free_messages(struct bench_message *msgs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(msgs[i].name);
-		free(msgs[i].data);
-		free(msgs[i].client);
-		free(msgs[i].helo);
-		free(msgs[i].from);
-		free(msgs[i].rcpt);
-	}
-	free(msgs);
-}
-
 /* ---------------------------------------------------------- judging */
 
 /*
@@ -350,7 +104,7 @@ free_messages(struct bench_message *msgs, size_t n)
  */
 static const char *
 judge(struct engine *engine, const struct config *cfg,
-    const struct bench_message *m, struct stats *st, bool *deferred)
+    const struct bench_mail *m, struct stats *st, bool *deferred)
 {
 	struct message *msg = message_new(cfg->milter.header_limit,
 	    cfg->milter.body_scan_limit);
@@ -413,6 +167,8 @@ judge(struct engine *engine, const struct config *cfg,
 		    dmarc_result_name(scan->dmarc.code) : "not-checked", 1);
 		for (size_t i = 0; i < v->nsymbols; i++)
 			bench_tally_add(&st->symbols, v->symbols[i].name, 1);
+		for (size_t i = 0; i < engine_check_count(engine); i++)
+			st->check_ns[i] += scan->check_ns[i];
 	}
 	scan_free(scan);
 	message_free(msg);
@@ -436,7 +192,7 @@ worker(void *arg)
 			break;
 		m = &sh->msgs[k % sh->nmsgs];
 		t0 = bench_now_ns();
-		action = judge(sh->engine, sh->cfg, m, st, &deferred);
+		action = judge(sh->engine, sh->cfg, m->mail, st, &deferred);
 		bench_lat_add(&st->lat, bench_now_ns() - t0);
 		if (m->warm_action != NULL && strcmp(action, m->warm_action)) {
 			st->differing++;
@@ -474,6 +230,33 @@ print_symbols(const struct bench_tally *t, unsigned long judged, int top)
 	bench_tally_free(&copy);
 }
 
+/*
+ * Where a message's time goes: each check's wall time (its stage hooks
+ * and body hook, resolver and Redis waits included, as scan->check_ns
+ * counts it) per message and as a share of the mean latency; the rest is
+ * the engine's own work (parsing, verdict, headers) and this program's.
+ */
+static void
+print_checks(const struct engine *engine, const struct stats *all)
+{
+	double mean_ns = bench_lat_mean(&all->lat), in_checks = 0;
+	double judged = all->judged ? (double)all->judged : 1;
+
+	printf("per check:          wall time in each check per message "
+	    "(DNS and Redis waits included), share of the mean latency\n");
+	for (size_t i = 0; i < engine_check_count(engine); i++) {
+		double ns = (double)all->check_ns[i] / judged;
+
+		in_checks += ns;
+		printf("  %-18s %8.3f ms/msg  %5.1f%%\n",
+		    engine_check_name(engine, i), ns / 1e6,
+		    mean_ns > 0 ? 100.0 * ns / mean_ns : 0);
+	}
+	printf("  %-18s %8.3f ms/msg  %5.1f%%  (parsing, verdict, headers)\n",
+	    "outside checks", (mean_ns - in_checks) / 1e6,
+	    mean_ns > 0 ? 100.0 * (mean_ns - in_checks) / mean_ns : 0);
+}
+
 static void
 checks_line(const struct config *cfg)
 {
@@ -490,7 +273,7 @@ int
 main(int argc, char **argv)
 {
 	const char *config_path = NULL;
-	struct defaults def = {"192.0.2.1", "bench.invalid", NULL,
+	struct bench_mail_defaults def = {"192.0.2.1", "bench.invalid", NULL,
 	    "postmaster@bench.example"};
 	long iterations = 1, threads = 1;
 	bool verbose = false;
@@ -525,22 +308,27 @@ main(int argc, char **argv)
 	log_init("bench_engine", true, cfg->milter.log_level <
 	    LOG_LEVEL_WARNING ? cfg->milter.log_level : LOG_LEVEL_WARNING);
 
-	struct bench_message *msgs = NULL;
+	struct bench_mail *mails = NULL;
 	size_t nmsgs = 0;
-	if (load_dir(argv[optind], &def, &msgs, &nmsgs) != 0) {
-		free_messages(msgs, nmsgs);
+	if (bench_mail_load_dir(argv[optind], &def, "bench_engine", &mails,
+	    &nmsgs) != 0) {
+		bench_mail_free(mails, nmsgs);
 		config_free(cfg);
 		return 2;
 	}
+	struct bench_message *msgs = mxg_calloc(nmsgs, sizeof(*msgs));
 	size_t bytes = 0;
-	for (size_t i = 0; i < nmsgs; i++)
-		bytes += msgs[i].len;
+	for (size_t i = 0; i < nmsgs; i++) {
+		msgs[i].mail = &mails[i];
+		bytes += mails[i].len;
+	}
 
 	struct engine *engine;
 	uint64_t t0 = bench_now_ns();
 	if (engine_new(cfg, &engine, err) != 0) {
 		fprintf(stderr, "bench_engine: %s\n", err);
-		free_messages(msgs, nmsgs);
+		free(msgs);
+		bench_mail_free(mails, nmsgs);
 		config_free(cfg);
 		return 2;
 	}
@@ -563,7 +351,7 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < nmsgs; i++) {
 			bool d;
 
-			msgs[i].warm_action = judge(engine, cfg, &msgs[i],
+			msgs[i].warm_action = judge(engine, cfg, &mails[i],
 			    NULL, &d);
 			msgs[i].deferred = d;
 			deferred += d;
@@ -573,8 +361,8 @@ main(int argc, char **argv)
 	double warm_s = (double)(bench_now_ns() - t0) / 1e9;
 	if (verbose)
 		for (size_t i = 0; i < nmsgs; i++)
-			printf("  %-40s %7zu bytes  %-12s%s\n", msgs[i].name,
-			    msgs[i].len, msgs[i].warm_action,
+			printf("  %-40s %7zu bytes  %-12s%s\n", mails[i].name,
+			    mails[i].len, msgs[i].warm_action,
 			    msgs[i].deferred ? " (greylisted)" : "");
 
 	/* Timed passes. */
@@ -617,6 +405,8 @@ main(int argc, char **argv)
 		bench_tally_merge(&all.dmarc, &stats[t].dmarc);
 		bench_tally_merge(&all.symbols, &stats[t].symbols);
 		bench_lat_merge(&all.lat, &stats[t].lat);
+		for (size_t i = 0; i < ENGINE_MAX_CHECKS; i++)
+			all.check_ns[i] += stats[t].check_ns[i];
 	}
 
 	printf("bench_engine: %zu messages (%.1f KB average) x %ld "
@@ -640,6 +430,7 @@ main(int argc, char **argv)
 	    bench_lat_percentile(&all.lat, 50) / 1e6,
 	    bench_lat_percentile(&all.lat, 99) / 1e6,
 	    bench_lat_percentile(&all.lat, 100) / 1e6);
+	print_checks(engine, &all);
 	bench_tally_print(&all.actions, "actions:", all.judged, stdout);
 	bench_tally_print(&all.spf, "spf:", all.judged, stdout);
 	bench_tally_add(&all.dkim, "unsigned", all.dkim_unsigned);
@@ -652,7 +443,7 @@ main(int argc, char **argv)
 	    all.differing);
 	for (size_t i = 0; verbose && i < nmsgs; i++)
 		if (atomic_load(&sh.differs[i]) > 0)
-			printf("  %-40s %u times not %s\n", msgs[i].name,
+			printf("  %-40s %u times not %s\n", mails[i].name,
 			    atomic_load(&sh.differs[i]), msgs[i].warm_action);
 	print_symbols(&all.symbols, all.judged, 12);
 
@@ -675,7 +466,8 @@ main(int argc, char **argv)
 	free(tids);
 	free(args);
 	engine_free(engine);
-	free_messages(msgs, nmsgs);
+	free(msgs);
+	bench_mail_free(mails, nmsgs);
 	config_free(cfg);
 	return 0;
 }

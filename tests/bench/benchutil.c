@@ -3,14 +3,19 @@
  */
 #include "benchutil.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../../lib/mxg.h"
+#include "../../lib/strbuf.h"
 
 #define KNOWN_NETWORKS 250
 #define LOCAL_USERS 500
@@ -492,4 +497,243 @@ bench_list_free(char **list)
 	for (size_t i = 0; list[i] != NULL; i++)
 		free(list[i]);
 	free(list);
+}
+
+/* ---------------------------------------------------------- the corpus */
+
+#define BENCH_MAX_INPUT (64u * 1024 * 1024)
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[65536];
+	FILE *fp = fopen(path, "rb");
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		if (sb.len + n > BENCH_MAX_INPUT) {
+			fclose(fp);
+			strbuf_free(&sb);
+			errno = EFBIG;
+			return NULL;
+		}
+		strbuf_append(&sb, buf, n);
+	}
+	fclose(fp);
+	*len = sb.len;
+	if (sb.data == NULL)
+		return mxg_strdup("");
+	return strbuf_steal(&sb);
+}
+
+/* The value of an "X-Bench-Name: value" line (unfolded, trimmed). */
+static char *
+header_value(const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	struct strbuf sb = STRBUF_INIT;
+
+	if (colon == NULL)
+		return mxg_strdup("");
+	for (const char *p = colon + 1; p < line + len; p++)
+		if (*p != '\r' && *p != '\n')
+			strbuf_putc(&sb, *p);
+	char *v = strbuf_steal(&sb);
+	if (v == NULL)
+		return mxg_strdup("");
+	char *start = v;
+	while (*start == ' ' || *start == '\t')
+		start++;
+	size_t vl = strlen(start);
+	while (vl > 0 && (start[vl - 1] == ' ' || start[vl - 1] == '\t'))
+		vl--;
+	char *out = mxg_strndup(start, vl);
+	free(v);
+	return out;
+}
+
+/* The address inside a From header value: "Name <a@b>" or "a@b". */
+static char *
+from_address(const char *value)
+{
+	const char *lt = strchr(value, '<'), *gt;
+
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL)
+		return mxg_strndup(lt + 1, (size_t)(gt - lt - 1));
+	while (*value == ' ' || *value == '\t')
+		value++;
+	return mxg_strndup(value, strcspn(value, " \t\r\n"));
+}
+
+/*
+ * Makes the CRLF message and takes out the X-Bench-* headers (with their
+ * continuation lines), keeping their values in m. Also notes the From
+ * address for a missing X-Bench-Mail-From.
+ */
+static void
+prepare(struct bench_mail *m, const char *raw, size_t rawlen,
+    const struct bench_mail_defaults *def)
+{
+	struct strbuf out = STRBUF_INIT;
+	char *from_header = NULL;
+	size_t i = 0;
+	bool in_headers = true, dropping = false;
+
+	while (i < rawlen) {
+		const char *nl = memchr(raw + i, '\n', rawlen - i);
+		size_t end = nl ? (size_t)(nl - raw) + 1 : rawlen;
+		const char *line = raw + i;
+		size_t len = end - i, textlen = len;
+
+		/* The line without its end. */
+		while (textlen > 0 && (line[textlen - 1] == '\n' ||
+		    line[textlen - 1] == '\r'))
+			textlen--;
+		if (in_headers) {
+			bool cont = len > 0 && (line[0] == ' ' ||
+			    line[0] == '\t');
+
+			if (textlen == 0) {
+				in_headers = false;
+				dropping = false;
+			} else if (cont && dropping) {
+				i = end;
+				continue;
+			} else if (!cont) {
+				dropping = textlen > 8 &&
+				    strncasecmp(line, "X-Bench-", 8) == 0;
+				if (dropping) {
+					char *v = header_value(line, textlen);
+					char **slot = NULL;
+					const char *name = line + 8;
+
+					if (strncasecmp(name, "Client:", 7) == 0)
+						slot = &m->client;
+					else if (strncasecmp(name, "Helo:", 5) == 0)
+						slot = &m->helo;
+					else if (strncasecmp(name, "Mail-From:",
+					    10) == 0)
+						slot = &m->from;
+					else if (strncasecmp(name, "Rcpt:", 5) == 0)
+						slot = &m->rcpt;
+					if (slot != NULL) {
+						free(*slot);
+						*slot = v;
+					} else {
+						free(v);
+					}
+					i = end;
+					continue;
+				}
+				if (from_header == NULL && textlen > 5 &&
+				    strncasecmp(line, "From:", 5) == 0) {
+					char *v = header_value(line, textlen);
+					from_header = from_address(v);
+					free(v);
+				}
+			}
+		}
+		strbuf_append(&out, line, textlen);
+		if (nl != NULL)
+			strbuf_puts(&out, "\r\n");
+		i = end;
+	}
+	m->len = out.len;
+	m->data = out.data ? strbuf_steal(&out) : mxg_strdup("");
+	if (m->client == NULL)
+		m->client = mxg_strdup(def->client);
+	if (m->helo == NULL)
+		m->helo = mxg_strdup(def->helo);
+	if (m->from == NULL)
+		m->from = mxg_strdup(def->from ? def->from :
+		    from_header ? from_header : "");
+	if (m->rcpt == NULL)
+		m->rcpt = mxg_strdup(def->rcpt);
+	free(from_header);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+bench_mail_load_dir(const char *dir, const struct bench_mail_defaults *def,
+    const char *prog, struct bench_mail **out, size_t *nout)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t nnames = 0;
+	struct bench_mail *mails;
+
+	*out = NULL;
+	*nout = 0;
+	if (d == NULL) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char path[4096];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		names = mxg_realloc(names, (nnames + 1) * sizeof(*names));
+		names[nnames++] = mxg_strdup(de->d_name);
+	}
+	closedir(d);
+	if (nnames == 0) {
+		fprintf(stderr, "%s: %s: no message files\n", prog, dir);
+		free(names);
+		return -1;
+	}
+	/* The same order every run, whatever readdir says. */
+	qsort(names, nnames, sizeof(*names), cmp_names);
+	mails = mxg_calloc(nnames, sizeof(*mails));
+	for (size_t i = 0; i < nnames; i++) {
+		char path[4096];
+		size_t len;
+		char *raw;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if ((raw = read_file(path, &len)) == NULL) {
+			fprintf(stderr, "%s: %s: %s\n", prog, path,
+			    strerror(errno));
+			for (size_t k = i; k < nnames; k++)
+				free(names[k]);
+			free(names);
+			*out = mails;
+			*nout = i;
+			return -1;
+		}
+		mails[i].name = names[i];
+		prepare(&mails[i], raw, len, def);
+		free(raw);
+	}
+	free(names);
+	*out = mails;
+	*nout = nnames;
+	return 0;
+}
+
+void
+bench_mail_free(struct bench_mail *mails, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(mails[i].name);
+		free(mails[i].data);
+		free(mails[i].client);
+		free(mails[i].helo);
+		free(mails[i].from);
+		free(mails[i].rcpt);
+	}
+	free(mails);
 }

@@ -64,6 +64,21 @@
  *	from the first timed decision on.
  *	Triplets are remembered as the seed that made them and the time,
  *	16 bytes each, and made again when retried.
+ *
+ * THE CORPUS (bench_engine, smtp_load)
+ *	struct bench_mail: one message file read for a benchmark: name (the
+ *	file name), data and len (the message with CRLF line ends, every
+ *	X-Bench-* header removed with its continuation lines) and the
+ *	envelope: client, helo, from ("<>" the null sender) and rcpt.
+ *	bench_mail_load_dir(dir, defaults, prog, &mails, &n) reads every
+ *	regular file of dir whose name does not start with ".", in name
+ *	order, so that every run sees the same sequence. The envelope comes
+ *	from the X-Bench-Client, -Helo, -Mail-From and -Rcpt headers at the
+ *	top of the file, else from defaults (defaults->from NULL: the From
+ *	header's address). A file over 64 MB is an error. Returns 0, or -1
+ *	with a line on stderr that starts with prog; what was read before
+ *	the error is in *mails and *n either way, for bench_mail_free(mails,
+ *	n), which frees the array and every string in it.
  */
 #ifndef MXG_BENCHUTIL_H
 #define MXG_BENCHUTIL_H
@@ -167,6 +182,25 @@ enum bench_mix_kind bench_mix_next(struct bench_mix *mix,
 void bench_mix_new(struct bench_mix *mix, struct bench_triplet *out);
 void bench_mix_free(struct bench_mix *mix);
 const char *bench_mix_kind_name(enum bench_mix_kind kind);
+
+struct bench_mail {
+	char *name;
+	char *data;		/* CRLF, X-Bench-* headers removed */
+	size_t len;
+	char *client;
+	char *helo;
+	char *from;		/* "<>": the null sender */
+	char *rcpt;
+};
+
+struct bench_mail_defaults {
+	const char *client, *helo, *from, *rcpt;
+};
+
+int bench_mail_load_dir(const char *dir,
+    const struct bench_mail_defaults *defaults, const char *prog,
+    struct bench_mail **mails, size_t *n);
+void bench_mail_free(struct bench_mail *mails, size_t n);
 
 /* Splits a comma-separated list into a NULL-terminated array (caller
  * frees the array and its strings with bench_list_free). */

@@ -4,16 +4,19 @@
 USAGE
     /usr/bin/python3 tests/bench/run.py [--build DIR] [--messages N] [--seed S]
         [--iterations N] [--decisions N] [--connections M] [--requests N]
-        [--only engine,greylist,policy] [--regenerate] [--keep]
+        [--only engine,greylist,policy,compare] [--regenerate] [--keep]
+        [--compare-messages N] [--sessions N] [--repeats N] [--warmup N]
+        [--configs postfix,mxguard,rspamd,classic] [--no-install]
+        [--results FILE]
 
     Figures, not a test: nothing here passes or fails on speed, and none of
     it is part of `make test`.  Exit status 1 only when a benchmark could not
     run (a binary missing, a daemon that would not start, a benchmark that
-    exited non-zero).
+    exited non-zero, a configuration of the comparison that failed).
 
 WHAT IT DOES
-    1. The corpus (tests/bench/.cache/corpus/, git-ignored; made once and
-       reused while --messages, --seed and CORPUS_VERSION match):
+    1. The corpus (tests/bench/.cache/corpus-N-sS/, git-ignored; made once
+       per size and seed and reused while CORPUS_VERSION matches):
        N messages (default 500) of 2-50 KB, plain text, HTML with a text
        alternative, or with an attachment; DKIM-signed by dkimpy
        (tests/harness/dkimkeys.py) with RSA-2048 and ed25519 keys made by
@@ -23,22 +26,31 @@ WHAT IT DOES
        the null sender, spam with and without authentication).  Each file
        starts with X-Bench-Client / -Helo / -Mail-From / -Rcpt / -Kind
        headers: the envelope bench_engine uses (and removes).  The DNS
-       records are kept beside the messages (records.json).
+       records are kept beside the messages (meta.json).
     2. A private unbound (tests/harness/dnsserver.py, TTL 3600 s, so nothing
-       expires during the run) serving those records, and a private
-       redis-server (tests/harness/mta.py), on free loopback ports.
-    3. Two configs in a temporary directory: bench.conf with every check on
-       (SPF, DKIM, DMARC with enforcement, rules/*.rules, greylisting mode
-       triplet with delay 1s) and engine.conf, the same with greylisting off
-       (a message whose one recipient is greylisted would never reach DATA).
-       log_level = notice in both: the one info line per request that
-       mxguard-policy writes is not part of the figures.
-    4. build/bench/bench_engine on engine.conf, 1 thread then 2 threads;
-       build/bench/bench_greylist on bench.conf (greylisting alone), 1 thread
-       then 4; build/mxguard-policy on bench.conf (SPF and greylisting, as it
-       runs at RCPT time) driven by build/bench/bench_policy.
+       expires during the run) serving those records and two DNS lists
+       (compare.dnsbl_records), and a private redis-server
+       (tests/harness/mta.py), on free loopback ports.
+    3. Two configs in a temporary directory: engine.conf with every check on,
+       as the milter runs in the comparison (compare.mxguard_checks_config:
+       SPF, DKIM, DMARC with enforcement, rules/*.rules, two DNS lists,
+       greylisting mode triplet with delay 1s, which bench_engine's warm-up
+       waits out), and bench.conf (SPF with Received-SPF, greylisting) for
+       the greylisting and policy runs.  log_level = notice in both: the one
+       info line per request that mxguard-policy writes is not part of the
+       figures.
+    4. build/bench/bench_engine on engine.conf, 1 thread then 2 threads
+       (with the time per check); build/bench/bench_greylist on bench.conf
+       (greylisting alone), 1 thread then 4; build/mxguard-policy on
+       bench.conf (SPF and greylisting, as it runs at RCPT time) driven by
+       build/bench/bench_policy.
     5. The report: machine, commit, corpus, each benchmark's own output, and
        a summary table.  Every daemon is stopped by its PID.
+    6. The filter comparison (compare.py, stage "compare"): mxguard-milter,
+       rspamd and OpenDKIM + OpenDMARC + postgrey under one private Postfix,
+       on a corpus of --compare-messages (2000), each --repeats (3) times;
+       writes tests/bench/results.md with the engine's figures (step 4)
+       appended.  See compare.py and README.md.
 
     --build DIR       binaries from DIR (default build)
     --messages N      corpus size (default 500)
@@ -48,7 +60,11 @@ WHAT IT DOES
                       50000)
     --connections M   bench_policy connections (default 8)
     --requests N      requests per connection (default 5000)
-    --only LIST       run only some of engine, greylist, policy
+    --only LIST       run only some of engine, greylist, policy, compare
+    --compare-messages N   the comparison's corpus and messages per run
+                      (default 2000); --sessions (20), --repeats (3),
+                      --warmup (100), --configs, --no-install, --results:
+                      see compare.py
     --regenerate      make the corpus again even if the cache matches
     --keep            keep the work directory (configs, daemon logs)
 """
@@ -81,8 +97,17 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from dnsserver import DnsServer, DnsServerError  # noqa: E402
 from mta import HarnessError, Redis, free_port, port_accepts, tail, wait_for  # noqa: E402
 
+sys.path.insert(0, HERE)
+import compare  # noqa: E402
+
 CACHE = os.path.join(HERE, ".cache")
-CORPUS_DIR = os.path.join(CACHE, "corpus")
+
+
+def corpus_dir(messages, seed):
+    """One cached corpus per size and seed: the engine benchmarks and the
+    filter comparison use different sizes and must not remake each other's."""
+    return os.path.join(CACHE, "corpus-%d-s%d" % (messages, seed))
+
 CORPUS_VERSION = 2
 LOCAL_DOMAIN = "bench.example"
 AUTHSERV_ID = "mx.bench.example"
@@ -423,32 +448,50 @@ def make_one(rng, keys, dkimkeys, now):
     return envelope + message, kind, form
 
 
-def corpus_params(args):
-    return {"version": CORPUS_VERSION, "messages": args.messages, "seed": args.seed}
+def corpus_params(messages, seed):
+    return {"version": CORPUS_VERSION, "messages": messages, "seed": seed}
 
 
-def load_corpus(args):
+def load_corpus(messages, seed):
     """The cached corpus's meta, or None when missing or made otherwise."""
+    cdir = corpus_dir(messages, seed)
     try:
-        with open(os.path.join(CORPUS_DIR, "meta.json")) as f:
+        with open(os.path.join(cdir, "meta.json")) as f:
             meta = json.load(f)
     except (OSError, ValueError):
         return None
-    if meta.get("params") != corpus_params(args):
+    if meta.get("params") != corpus_params(messages, seed):
         return None
-    msgdir = os.path.join(CORPUS_DIR, "messages")
-    if not os.path.isdir(msgdir) or len(os.listdir(msgdir)) != args.messages:
+    msgdir = os.path.join(cdir, "messages")
+    if not os.path.isdir(msgdir) or len(os.listdir(msgdir)) != messages:
         return None
     return meta
 
 
-def generate_corpus(args):
+def ensure_corpus(messages, seed, regenerate=False):
+    """(meta, message directory, a note on where it came from): the cached
+    corpus of that size and seed, made first when missing or stale."""
+    meta = None if regenerate else load_corpus(messages, seed)
+    if meta is None:
+        print("== corpus: generating %d messages (seed %d) into %s"
+              % (messages, seed, os.path.relpath(corpus_dir(messages, seed), ROOT)), flush=True)
+        meta = generate_corpus(messages, seed)
+        note = "generated in %.1f s" % meta["seconds"]
+    else:
+        note = "cached (made %s)" % time.strftime("%Y-%m-%d %H:%M", time.localtime(meta["made"]))
+    return meta, os.path.join(corpus_dir(messages, seed), "messages"), note
+
+
+def generate_corpus(messages, seed):
     import dkimkeys                                    # python3-dkim: only needed here
 
     t0 = time.monotonic()
-    shutil.rmtree(CORPUS_DIR, ignore_errors=True)
-    keydir = os.path.join(CORPUS_DIR, "keys")
-    msgdir = os.path.join(CORPUS_DIR, "messages")
+    cdir = corpus_dir(messages, seed)
+    shutil.rmtree(cdir, ignore_errors=True)
+    # the single corpus directory of earlier versions
+    shutil.rmtree(os.path.join(CACHE, "corpus"), ignore_errors=True)
+    keydir = os.path.join(cdir, "keys")
+    msgdir = os.path.join(cdir, "messages")
     os.makedirs(keydir)
     os.makedirs(msgdir)
     rsa = dkimkeys.KeyPair.rsa("s2026", "key.invalid", 2048, keydir)
@@ -461,10 +504,10 @@ def generate_corpus(args):
     for d, _, _, signs in SPAM_DOMAINS:
         if signs:
             keys["spam:%s" % d] = rsa.rebind("mkt", d)
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     now = int(time.time())
     kinds, forms, sizes = {}, {}, []
-    for n in range(args.messages):
+    for n in range(messages):
         data, kind, form = make_one(rng, keys, dkimkeys, now)
         with open(os.path.join(msgdir, "m%04d-%s.eml" % (n, kind)), "wb") as f:
             f.write(data)
@@ -472,11 +515,11 @@ def generate_corpus(args):
         forms[form] = forms.get(form, 0) + 1
         sizes.append(len(data))
     records = dns_records(keys)
-    meta = {"params": corpus_params(args), "made": now, "seconds": round(time.monotonic() - t0, 1),
+    meta = {"params": corpus_params(messages, seed), "made": now, "seconds": round(time.monotonic() - t0, 1),
             "kinds": kinds, "forms": forms, "sizes": sizes,
             "domains": [d for d, _, _, _ in AUTHORS] + [ESP] + [d for d, _, _, _ in SPAM_DOMAINS],
             "records": [list(r) for r in records]}
-    with open(os.path.join(CORPUS_DIR, "meta.json"), "w") as f:
+    with open(os.path.join(cdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     return meta
 
@@ -489,6 +532,8 @@ def write_configs(workdir, dns, redis, policy_port):
 [milter]
 authserv_id = {authserv}
 log_level = notice
+# the daemons refuse root without it; the benchmark runs as root
+user = root
 [dns]
 nameserver = {ns}
 timeout = 2s
@@ -522,10 +567,10 @@ max_connections = 256
     with open(bench, "w") as f:
         f.write(base)
     with open(engine, "w") as f:
-        f.write(base + "# greylisting would stop each message at RCPT TO\n"
-                       "[greylist]\nenabled = no\n"
-                       "# the default, as the milter usually runs\n"
-                       "[spf]\nreceived_spf = no\n")
+        # every check, as the milter runs in the comparison (compare.py)
+        f.write("# mxguard bench: every check on (tests/bench/compare.py)\n"
+                + compare.mxguard_checks_config(dns, redis.port)
+                + "[milter]\nlog_level = notice\n[dns]\ntimeout = 2s\n")
     return bench, engine
 
 
@@ -628,41 +673,59 @@ def main():
     ap.add_argument("--decisions", type=int, default=50000)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--only", default="engine,greylist,policy")
+    ap.add_argument("--only", default="engine,greylist,policy,compare")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--compare-messages", type=int, default=2000)
+    compare.add_arguments(ap)
     args = ap.parse_args()
+    compare.exit_on_signals()
     only = set(args.only.split(","))
     build = os.path.join(ROOT, args.build)
-    bins = {n: os.path.join(build, "bench", n) for n in ("bench_engine", "bench_greylist",
-                                                         "bench_policy")}
-    bins["mxguard-policy"] = os.path.join(build, "mxguard-policy")
+    needed = {"engine": ("bench/bench_engine",), "greylist": ("bench/bench_greylist",),
+              "policy": ("bench/bench_policy", "mxguard-policy"),
+              "compare": ("bench/smtp_load", "mxguard-milter")}
+    bins = {os.path.basename(n): os.path.join(build, n)
+            for stage in only for n in needed.get(stage, ())}
     missing = [b for b in bins.values() if not os.access(b, os.X_OK)]
     if missing:
         print("run.py: missing %s (make bench builds them)" % ", ".join(missing), file=sys.stderr)
         return 1
     started = time.monotonic()
     load_before = os.getloadavg()[0]
+    failures = []
+    outputs = {}
+    if only & {"engine", "greylist", "policy"}:
+        outputs = run_benches(args, only, bins, failures)
+    if "compare" in only:
+        cargs = argparse.Namespace(**vars(args))
+        cargs.messages = args.compare_messages
+        meta, msgdir, note = ensure_corpus(args.compare_messages, args.seed, args.regenerate)
+        print("== corpus for the comparison: %d messages, %s" % (args.compare_messages, note),
+              flush=True)
+        failures += compare.run_comparison(cargs, build, meta, msgdir,
+                                           appendix=engine_section(args, outputs))
+    if failures:
+        print("\nrun.py: %d problem(s):\n%s" % (len(failures), "\n".join("  " + f for f in failures)))
+    print("run.py: %.0f s in all" % (time.monotonic() - started))
+    return 1 if failures else 0
 
-    meta = None if args.regenerate else load_corpus(args)
-    if meta is None:
-        print("== corpus: generating %d messages (seed %d) into %s"
-              % (args.messages, args.seed, os.path.relpath(CORPUS_DIR, ROOT)), flush=True)
-        meta = generate_corpus(args)
-        corpus_note = "generated in %.1f s" % meta["seconds"]
-    else:
-        corpus_note = "cached (made %s)" % time.strftime("%Y-%m-%d %H:%M", time.localtime(meta["made"]))
+
+def run_benches(args, only, bins, failures):
+    """The engine, greylisting and policy benchmarks on their own corpus,
+    DNS server and Redis; prints their report."""
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    meta, msgdir, corpus_note = ensure_corpus(args.messages, args.seed, args.regenerate)
     print("== corpus: %s" % corpus_note, flush=True)
-    msgdir = os.path.join(CORPUS_DIR, "messages")
 
     workdir = tempfile.mkdtemp(prefix="mxguard-bench-")
     outputs = {}
-    failures = []
     dns = DnsServer(os.path.join(workdir, "dns"), ttl=3600)
     redis = Redis(workdir)
     policy = None
     try:
-        dns.set_records([tuple(r) for r in meta["records"]])
+        dns.set_records([tuple(r) for r in meta["records"]] + compare.dnsbl_records())
         dns.start()
         redis.start()
         policy_port = free_port()
@@ -709,13 +772,36 @@ def main():
 
     report(args, meta, corpus_note, outputs, time.monotonic() - started,
            (load_before, os.getloadavg()[0]))
-    if failures:
-        print("\nrun.py: %d problem(s):\n%s" % (len(failures), "\n".join("  " + f for f in failures)))
     if args.keep or failures:
         print("work directory kept: %s" % workdir)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if failures else 0
+    return outputs
+
+
+def engine_section(args, outputs):
+    """results.md's part on mxguard alone: bench_engine's figures and where
+    a message's time goes per check, or None when the engine did not run."""
+    out = outputs.get("engine-1t")
+    if not out:
+        return None
+    lines = ["## mxguard alone: the engine, no MTA (bench_engine)", "",
+             "Every check on (as in the comparison, greylisting's triplets known), %d messages "
+             "x %d passes, warm resolver cache:" % (args.messages, args.iterations), ""]
+    for label in ("engine-1t", "engine-2t"):
+        o = outputs.get(label)
+        if o:
+            lines.append("- %s thread%s: %s msg/s, %s ms CPU/msg, latency p50 %s / p99 %s ms"
+                         % (label[7], "" if label[7] == "1" else "s",
+                            figure(o, "rate:", r"([\d.]+)"), figure(o, "cpu:", r"([\d.]+)"),
+                            figure(o, "latency:", r"p50 ([\d.]+)"),
+                            figure(o, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)")))
+    lines += ["", "Where a message's time goes (1 thread; wall time in each check, DNS and "
+              "Redis waits included):", "", "| check | ms/msg | share of the mean latency |",
+              "|---|---|---|"]
+    for m in re.finditer(r"^  (\S.*?)\s+([\d.-]+) ms/msg\s+([\d.-]+)%", out, re.M):
+        lines.append("| %s | %s | %s%% |" % m.groups())
+    return "\n".join(lines) + "\n"
 
 
 def report(args, meta, corpus_note, outputs, seconds, load):
@@ -736,8 +822,9 @@ def report(args, meta, corpus_note, outputs, seconds, load):
     print("           forms: %s" % ", ".join("%s %d" % kv for kv in sorted(meta["forms"].items())))
     print("           %d DNS records for %d sender domains; DKIM rsa-sha256 (2048) and "
           "ed25519-sha256" % (len(meta["records"]), len(meta["domains"])))
-    print("config:    SPF, DKIM, DMARC (treewalk, enforce), rules/*.rules; greylisting "
-          "(triplet, delay %ds)\n           for the greylist and policy runs only; "
+    print("config:    engine: every check: SPF, DKIM, DMARC (treewalk, enforce), "
+          "rules/*.rules,\n           two DNS lists, greylisting (triplet, delay %ds, learnt "
+          "in the warm-up);\n           greylist and policy runs: SPF and greylisting; "
           "log_level notice" % GREYLIST_DELAY)
 
     rows = []
