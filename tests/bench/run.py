@@ -4,7 +4,7 @@
 USAGE
     /usr/bin/python3 tests/bench/run.py [--build DIR] [--messages N] [--seed S]
         [--iterations N] [--decisions N] [--connections M] [--requests N]
-        [--only engine,greylist,policy,compare] [--regenerate] [--keep]
+        [--only engine,greylist,policy,ratelimit,compare] [--regenerate] [--keep]
         [--compare-messages N] [--sessions N] [--repeats N] [--warmup N]
         [--configs postfix,mxguard,rspamd,classic] [--no-install]
         [--results FILE]
@@ -60,7 +60,7 @@ WHAT IT DOES
                       50000)
     --connections M   bench_policy connections (default 8)
     --requests N      requests per connection (default 5000)
-    --only LIST       run only some of engine, greylist, policy, compare
+    --only LIST       run only some of engine, greylist, policy, ratelimit, compare
     --compare-messages N   the comparison's corpus and messages per run
                       (default 2000); --sessions (20), --repeats (3),
                       --warmup (100), --configs, --no-install, --results:
@@ -603,9 +603,9 @@ def figure(text, key, rx):
 class Policy:
     """mxguard-policy -f -c CONF, stopped by its PID."""
 
-    def __init__(self, binary, conf, port, workdir):
+    def __init__(self, binary, conf, port, workdir, name="policy"):
         self.binary, self.conf, self.port = binary, conf, port
-        self.log_path = os.path.join(workdir, "policy.log")
+        self.log_path = os.path.join(workdir, "%s.log" % name)
         self.proc = None
 
     def start(self):
@@ -673,7 +673,7 @@ def main():
     ap.add_argument("--decisions", type=int, default=50000)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--only", default="engine,greylist,policy,compare")
+    ap.add_argument("--only", default="engine,greylist,policy,ratelimit,compare")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--compare-messages", type=int, default=2000)
@@ -684,6 +684,7 @@ def main():
     build = os.path.join(ROOT, args.build)
     needed = {"engine": ("bench/bench_engine",), "greylist": ("bench/bench_greylist",),
               "policy": ("bench/bench_policy", "mxguard-policy"),
+              "ratelimit": ("bench/bench_ratelimit", "mxguard-policy"),
               "compare": ("bench/smtp_load", "mxguard-milter")}
     bins = {os.path.basename(n): os.path.join(build, n)
             for stage in only for n in needed.get(stage, ())}
@@ -695,7 +696,7 @@ def main():
     load_before = os.getloadavg()[0]
     failures = []
     outputs = {}
-    if only & {"engine", "greylist", "policy"}:
+    if only & {"engine", "greylist", "policy", "ratelimit"}:
         outputs = run_benches(args, only, bins, failures)
     if "compare" in only:
         cargs = argparse.Namespace(**vars(args))
@@ -762,6 +763,8 @@ def run_benches(args, only, bins, failures):
             if rc not in (0, None):
                 failures.append("mxguard-policy exited %s after SIGTERM:\n%s"
                                 % (rc, tail(policy.log_path)))
+        if "ratelimit" in only:
+            run_ratelimit(args, bins, workdir, dns, redis, outputs, failures)
     except (DnsServerError, HarnessError) as e:
         failures.append(str(e))
     finally:
@@ -777,6 +780,36 @@ def run_benches(args, only, bins, failures):
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return outputs
+
+
+def run_ratelimit(args, bins, workdir, dns, redis, outputs, failures):
+    """mxguard-policy with only the ten rate limits of ratelimit.conf on,
+    driven by bench_ratelimit: decisions/s and latency against Redis."""
+    port = free_port()
+    conf = os.path.join(workdir, "ratelimit.conf")
+    with open(conf, "w") as f:
+        f.write("# mxguard bench: rate limits only (tests/bench/run.py)\n"
+                "[milter]\nlog_level = notice\nuser = root\n"
+                "[dns]\nnameserver = %s\n[spf]\nenabled = no\n[dkim]\nenabled = no\n"
+                "[dmarc]\nenabled = no\n[rules]\nenabled = no\n[dnsbl]\nenabled = no\n"
+                "[redis]\nserver = 127.0.0.1:%d\n[policy]\nlisten = inet:%d@127.0.0.1\n"
+                "max_connections = 256\n\n" % (dns.address, redis.port, port))
+        with open(os.path.join(HERE, "ratelimit.conf")) as rules:
+            f.write(rules.read())
+    policy = Policy(bins["mxguard-policy"], conf, port, workdir, name="policy-ratelimit")
+    try:
+        policy.start()
+        outputs["ratelimit"] = run_bench("ratelimit", [
+            bins["bench_ratelimit"], "-c", conf, "-m", str(args.connections),
+            "-n", str(args.requests), "-p", "mxguard-policy=%d" % policy.pid,
+            "-p", "redis=%d" % redis.pid])
+    except (BenchFailed, HarnessError, subprocess.TimeoutExpired) as e:
+        failures.append(str(e))
+    finally:
+        rc = policy.stop()
+        if rc not in (0, None):
+            failures.append("mxguard-policy (rate limits) exited %s after SIGTERM:\n%s"
+                            % (rc, tail(policy.log_path)))
 
 
 def engine_section(args, outputs):
@@ -851,7 +884,15 @@ def report(args, meta, corpus_note, outputs, seconds, load):
                      "%s ms CPU/req" % figure(out, "cpu of mxguard-policy:", r"([\d.]+)"),
                      "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
                                              figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
-    for label in ("engine-1t", "engine-2t", "greylist-1t", "greylist-4t", "policy"):
+    out = outputs.get("ratelimit")
+    if out:
+        rows.append(("rate limits (10 rules), %d conns" % args.connections,
+                     "%s decisions/s" % figure(out, "rate:", r"([\d.]+)"),
+                     "%s ms CPU/req" % figure(out, "cpu of mxguard-policy:", r"([\d.]+)"),
+                     "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
+                                             figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
+    for label in ("engine-1t", "engine-2t", "greylist-1t", "greylist-4t", "policy",
+                  "ratelimit"):
         if label in outputs:
             print("\n-- %s\n%s" % (label, textwrap.indent(outputs[label].rstrip(), "   ")))
     print("\n" + line)
