@@ -336,7 +336,7 @@ def test_reload_under_load_loses_nothing_and_takes_the_new_threshold(env):
                            "greylist = off\n" % (add_header, reject))
     if env.milter is not None:
         env.milter.stop()
-    env.milter = Milter(d, config(1))
+    env.milter = Milter(d, config(1), binary=binary("mxguard-milter"))
     env.milter.start()
     conf_path = env.milter.config_path   # the file the milter reads
     load = Load(env.postfix.port)
@@ -482,7 +482,7 @@ def test_json_log_lines_parse_with_the_documented_fields(env):
                        "[log]\nformat = json\n")
     if env.milter is not None:
         env.milter.stop()
-    env.milter = Milter(d, text)
+    env.milter = Milter(d, text, binary=binary("mxguard-milter"))
     env.milter.start()
     Load(env.postfix.port).one(3)
     assert wait_for(lambda: '"action"' in read(env.milter.log_path), 10), read(env.milter.log_path)
