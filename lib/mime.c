@@ -685,6 +685,30 @@ mime_decode_header(const char *value, size_t len)
 	return strbuf_steal(&clean);
 }
 
+char *
+mime_header_utf8(const char *value, size_t len)
+{
+	struct strbuf out = STRBUF_INIT, clean = STRBUF_INIT;
+	size_t start = 0;
+
+	if (value == NULL)
+		len = 0;
+	for (size_t k = 0; k <= len; k++) {
+		if (k < len && value[k] != '\r' && value[k] != '\n')
+			continue;
+		utf8_append_repaired(&out, value + start, k - start);
+		start = k + 1;
+	}
+	for (size_t k = 0; k < out.len; k++) {
+		if (out.data[k] == '\0')
+			strbuf_puts(&clean, "\xef\xbf\xbd");
+		else
+			strbuf_putc(&clean, out.data[k]);
+	}
+	strbuf_free(&out);
+	return strbuf_steal(&clean);
+}
+
 /* ---- URIs ---- */
 
 struct walk {
@@ -692,6 +716,10 @@ struct walk {
 	struct mime_content *content;
 	struct strbuf text;
 	struct strbuf raw;
+	struct mime_span *text_parts;
+	size_t ntext_parts;
+	struct mime_span *raw_parts;
+	size_t nraw_parts;
 	GHashTable *seen_uris;	/* borrowed from content->uris */
 	size_t uris_cap;
 	size_t attachments_cap;
@@ -743,7 +771,8 @@ uri_host(const char *uri)
 /* Adds uri (len bytes, no NUL inside) unless seen or over max_uris.
  * need_host: a URI from text, dropped when it has no host. */
 static void
-uri_add(struct walk *w, const char *uri, size_t len, bool need_host)
+uri_add(struct walk *w, const char *uri, size_t len, bool need_host,
+    bool html)
 {
 	struct mime_content *c = w->content;
 	char *copy, *host;
@@ -767,6 +796,7 @@ uri_add(struct walk *w, const char *uri, size_t len, bool need_host)
 	}
 	c->uris[c->nuris].uri = copy;
 	c->uris[c->nuris].host = host;
+	c->uris[c->nuris].html = html;
 	c->nuris++;
 	g_hash_table_add(w->seen_uris, copy);
 }
@@ -850,7 +880,7 @@ uris_from_text(struct walk *w, const char *s, size_t n)
 		}
 		if (end > i + plen &&
 		    (!www || www_host_plausible(s + i, end - i)))
-			uri_add(w, s + i, end - i, c != 'm');
+			uri_add(w, s + i, end - i, c != 'm', false);
 		i = e - 1;
 	}
 }
@@ -985,64 +1015,80 @@ entity_decode(const char *s, size_t n, bool in_attr, uint32_t *cp)
 	return start + used;
 }
 
+/*
+ * HTML is rendered as SpamAssassin's HTML.pm renders it: the text between
+ * two tags is one chunk with its white-space runs made one space; br and
+ * div (start or end tag) give a line break, li, td, th, dd, dt, embed and
+ * h1-h6 a space, p, hr, blockquote, pre, listing, plaintext, xmp and
+ * title a blank line (a paragraph break for body rules); a chunk that
+ * follows one of those loses its leading space, and the chunk before one
+ * loses its trailing space. Other tags give nothing.
+ */
 struct html {
 	struct walk *walk;
 	struct strbuf *out;
-	bool space;		/* white space since the last character */
-	int pre;		/* inside <pre> */
-	bool head;		/* inside <head>: white space not shown */
+	struct strbuf chunk;	/* text since the last tag */
+	bool in_chunk;		/* some text (maybe blank) since the tag */
+	bool prev_ws;		/* the last element was white space */
+	size_t prev_start;	/* where the last element starts in out */
 };
 
-/* At the start of the text or of a line. */
-static bool
-html_line_start(const struct html *h)
-{
-	return h->out->len == 0 || h->out->data[h->out->len - 1] == '\n';
-}
-
+/* Ends the current text chunk: it becomes an element of its own. */
 static void
-html_flush_space(struct html *h)
+html_flush_chunk(struct html *h)
 {
-	if (h->space && !html_line_start(h))
-		strbuf_putc(h->out, ' ');
-	h->space = false;
-}
+	const char *t = h->chunk.data ? h->chunk.data : "";
+	size_t n = h->chunk.len;
 
-static void
-html_newline(struct html *h, bool always)
-{
-	if (h->head)
+	if (!h->in_chunk)
 		return;
-	h->space = false;
-	if (always || !html_line_start(h))
-		strbuf_putc(h->out, '\n');
+	if (h->prev_ws && n > 0 && t[0] == ' ') {
+		t++;
+		n--;
+	}
+	h->prev_start = h->out->len;
+	strbuf_append(h->out, t, n);
+	h->prev_ws = false;
+	h->in_chunk = false;
+	strbuf_reset(&h->chunk);
+}
+
+/* A white-space element: text, "\n" or "\n\n". */
+static void
+html_white(struct html *h, const char *ws)
+{
+	html_flush_chunk(h);
+	if (!h->prev_ws && h->out->len > h->prev_start &&
+	    h->out->data[h->out->len - 1] == ' ')
+		h->out->data[--h->out->len] = '\0';
+	h->prev_start = h->out->len;
+	strbuf_puts(h->out, ws);
+	h->prev_ws = true;
 }
 
 static void
 html_put_byte(struct html *h, char c)
 {
-	if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f') {
-		if (h->head)
-			return;
-		if (h->pre == 0)
-			h->space = true;
-		else if (c != '\r')
-			strbuf_putc(h->out, c == '\f' ? ' ' : c);
+	h->in_chunk = true;
+	if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' ||
+	    c == '\v') {
+		if (h->chunk.len == 0 || h->chunk.data[h->chunk.len - 1] != ' ')
+			strbuf_putc(&h->chunk, ' ');
 		return;
 	}
-	h->head = false;	/* text ends <head>, as in browsers */
-	html_flush_space(h);
-	strbuf_putc(h->out, c);
+	strbuf_putc(&h->chunk, c);
 }
 
 static void
 html_put_codepoint(struct html *h, uint32_t cp)
 {
-	if (cp == 0xad)		/* soft hyphen: shown as nothing */
+	if (cp == 0xa0 || (cp < 0x80 && strchr(" \t\r\n\f\v", (int)cp) &&
+	    cp != 0)) {
+		html_put_byte(h, ' ');
 		return;
-	h->head = false;
-	html_flush_space(h);
-	utf8_put(h->out, cp == 0xa0 ? ' ' : cp);
+	}
+	h->in_chunk = true;
+	utf8_put(&h->chunk, cp);
 }
 
 static bool
@@ -1089,7 +1135,7 @@ html_attr_uri(struct html *h, const char *v, size_t n)
 
 		if (nul != NULL)
 			b = (size_t)(nul - sb.data);
-		uri_add(h->walk, sb.data + a, b - a, false);
+		uri_add(h->walk, sb.data + a, b - a, false, true);
 	}
 	strbuf_free(&sb);
 }
@@ -1119,15 +1165,25 @@ html_skip_raw(const char *s, size_t i, size_t n, const char *tag)
 	return n;
 }
 
-static const char *const block_tags[] = {
-	"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-	"ul", "ol", "dl", "dt", "dd", "blockquote", "hr", "address", "center",
-	"section", "article", "header", "footer", "nav", "form", "pre",
-	"tbody", "thead", "tfoot", "caption", "fieldset", "option", "body",
-	"html", "title", NULL,
-};
-static const char *const cell_tags[] = {"td", "th", NULL};
-static const char *const raw_tags[] = {"script", "style", "title", NULL};
+static const char *const line_tags[] = {"br", "div", NULL};
+static const char *const space_tags[] = {"li", "td", "th", "dd", "dt",
+	"embed", "h1", "h2", "h3", "h4", "h5", "h6", NULL};
+static const char *const para_tags[] = {"p", "hr", "blockquote", "pre",
+	"listing", "plaintext", "xmp", "title", NULL};
+static const char *const raw_tags[] = {"script", "style", NULL};
+
+/* The white space a tag (start or end) gives, NULL for none. */
+static const char *
+tag_white(const char *tag)
+{
+	if (tag_is(tag, line_tags))
+		return "\n";
+	if (tag_is(tag, space_tags))
+		return " ";
+	if (tag_is(tag, para_tags))
+		return "\n\n";
+	return NULL;
+}
 
 static bool
 uri_attribute(const char *name, size_t len)
@@ -1230,37 +1286,22 @@ html_tag(struct html *h, const char *s, size_t i, size_t n)
 
 	if (end_tag) {
 		const char *gt = memchr(s + j, '>', n - j);
+		const char *ws = tag_white(tag);
 
 		j = gt ? (size_t)(gt - s) + 1 : n;
-		if (strcmp(tag, "head") == 0)
-			h->head = false;
-		else if (strcmp(tag, "pre") == 0 && h->pre > 0)
-			h->pre--;
-		if (strcmp(tag, "br") == 0)
-			html_newline(h, true);
-		else if (tag_is(tag, block_tags))
-			html_newline(h, false);
-		else if (tag_is(tag, cell_tags))
-			h->space = true;
+		html_flush_chunk(h);
+		if (ws != NULL)
+			html_white(h, ws);
 		return j;
 	}
 
 	if ((j = html_attributes(h, s, j, n)) == 0)
 		return n;	/* cut short: the rest is the tag's */
 
-	if (strcmp(tag, "body") == 0)
-		h->head = false;
-	if (strcmp(tag, "head") == 0) {
-		h->head = true;
-	} else if (strcmp(tag, "br") == 0) {
-		html_newline(h, true);
-	} else if (tag_is(tag, block_tags)) {
-		html_newline(h, false);
-		if (strcmp(tag, "pre") == 0)
-			h->pre++;
-	} else if (tag_is(tag, cell_tags)) {
-		h->space = true;
-	}
+	const char *ws = tag_white(tag);
+	html_flush_chunk(h);
+	if (ws != NULL)
+		html_white(h, ws);
 	if (tag_is(tag, raw_tags))
 		j = html_skip_raw(s, j, n, tag);
 	return j;
@@ -1270,7 +1311,7 @@ html_tag(struct html *h, const char *s, size_t i, size_t n)
 static void
 html_render(struct walk *w, const char *s, size_t n, struct strbuf *out)
 {
-	struct html h = {w, out, false, 0, false};
+	struct html h = {w, out, STRBUF_INIT, false, false, 0};
 	size_t i = 0;
 
 	while (i < n) {
@@ -1288,20 +1329,26 @@ html_render(struct walk *w, const char *s, size_t n, struct strbuf *out)
 			i++;
 		}
 	}
-	while (out->len > 0 && (out->data[out->len - 1] == '\n' ||
-	    out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
-		out->data[--out->len] = '\0';
+	html_flush_chunk(&h);
+	strbuf_free(&h.chunk);
 }
 
 /* ---- the walk ---- */
 
 static void
-append_part(struct strbuf *sb, const char *s, size_t len)
+append_part(struct strbuf *sb, struct mime_span **spans, size_t *nspans,
+    const char *s, size_t len)
 {
 	if (len == 0)
 		return;
 	if (sb->len > 0)
 		strbuf_putc(sb, '\n');
+	if ((*nspans & (*nspans - 1)) == 0)	/* grow by doubling */
+		*spans = mxg_realloc(*spans, (*nspans ? *nspans * 2 : 4) *
+		    sizeof(**spans));
+	(*spans)[*nspans].off = sb->len;
+	(*spans)[*nspans].len = len;
+	(*nspans)++;
 	strbuf_append(sb, s, len);
 }
 
@@ -1316,18 +1363,21 @@ walk_text(struct walk *w, const char *charset, const char *data, size_t len,
 	charset_append_utf8(&utf8, &w->iconv, charset, data, len);
 	append_unix_lines(&unix_lines, utf8.data ? utf8.data : "", utf8.len);
 	strbuf_free(&utf8);
-	append_part(&w->raw, unix_lines.data, unix_lines.len);
+	append_part(&w->raw, &w->raw_parts, &w->nraw_parts, unix_lines.data,
+	    unix_lines.len);
 	if (html) {
 		struct strbuf rendered = STRBUF_INIT;
 
 		html_render(w, unix_lines.data ? unix_lines.data : "",
 		    unix_lines.len, &rendered);
-		append_part(&w->text, rendered.data, rendered.len);
+		append_part(&w->text, &w->text_parts, &w->ntext_parts,
+		    rendered.data, rendered.len);
 		uris_from_text(w, rendered.data ? rendered.data : "",
 		    rendered.len);
 		strbuf_free(&rendered);
 	} else {
-		append_part(&w->text, unix_lines.data, unix_lines.len);
+		append_part(&w->text, &w->text_parts, &w->ntext_parts,
+		    unix_lines.data, unix_lines.len);
 		uris_from_text(w, unix_lines.data ? unix_lines.data : "",
 		    unix_lines.len);
 	}
@@ -1782,7 +1832,8 @@ static struct mime_content *
 parse(const char *data, size_t len, const struct mime_limits *limits)
 {
 	struct mime_content *c = mxg_calloc(1, sizeof(*c));
-	struct walk w = {limits, c, STRBUF_INIT, STRBUF_INIT, NULL, 0, 0, {0}};
+	struct walk w = {limits, c, STRBUF_INIT, STRBUF_INIT, NULL, 0, NULL, 0,
+	    NULL, 0, 0, {0}};
 	size_t scan = len;
 
 	if (data == NULL)
@@ -1849,6 +1900,10 @@ parse(const char *data, size_t len, const struct mime_limits *limits)
 	c->text = strbuf_steal(&w.text);
 	c->raw_text_len = w.raw.len;
 	c->raw_text = strbuf_steal(&w.raw);
+	c->text_parts = w.text_parts;
+	c->ntext_parts = w.ntext_parts;
+	c->raw_parts = w.raw_parts;
+	c->nraw_parts = w.nraw_parts;
 	return c;
 }
 
@@ -1859,6 +1914,8 @@ mime_content_free(struct mime_content *c)
 		return;
 	free(c->text);
 	free(c->raw_text);
+	free(c->text_parts);
+	free(c->raw_parts);
 	for (size_t i = 0; i < c->nuris; i++) {
 		free(c->uris[i].uri);
 		free(c->uris[i].host);

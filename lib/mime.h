@@ -4,11 +4,14 @@
  * mime_parse() walks every MIME part of an RFC 5322 message: it decodes
  * base64 and quoted-printable, converts every text part's charset to
  * UTF-8 (a wrong or unknown charset label falls back to a best guess,
- * never a failure), renders HTML to plain text for body rules (tags
- * dropped, entities decoded, <script>/<style> content dropped, block
- * elements become line breaks), collects URIs from text (http, https,
- * ftp, mailto, www.-prefixed) and from HTML attributes (href, src,
- * action), and notes attachments (file name, content type, decoded
+ * never a failure), renders HTML to plain text for body rules as
+ * SpamAssassin's HTML.pm does (tags dropped, entities decoded,
+ * <script>/<style> content dropped, title text kept; white space in text
+ * made single spaces; br and div give a line break, li, td, th, dd, dt,
+ * embed and h1-h6 a space, p, hr, blockquote, pre and title a blank line,
+ * start or end tag), collects URIs from text (http, https, ftp, mailto,
+ * www.-prefixed) and from HTML attributes (href, src, action; `html`
+ * says so), and notes attachments (file name, content type, decoded
  * size).
  *
  * Bounded by the limits: at most max_scan_size bytes of input are
@@ -26,7 +29,9 @@
  *	be NULL.
  *	text and raw_text are never NULL, NUL-terminated, valid UTF-8, and
  *	may hold NUL bytes (their lengths count them): the text/plain and
- *	text/html parts in order, joined by "\n", CRLF made LF. A
+ *	text/html parts in order, joined by "\n", CRLF made LF;
+ *	text_parts and raw_parts say where each part's text is (a part
+ *	with no text has no span). A
  *	multipart whose boundary never shows counts as text. When GMime
  *	cannot read the input as a message at all (`parse_error`), the
  *	input itself is the text.
@@ -40,6 +45,10 @@
  *	Content-Disposition attachment, or that is not text; content_type
  *	lowercased; size of a message/rfc822 attachment: the embedded
  *	message's bytes.
+ * mime_header_utf8(value, len)
+ *	A header value as UTF-8 without decoding encoded-words: line
+ *	breaks removed, 8-bit bytes that are not UTF-8 read as
+ *	windows-1252, a NUL as U+FFFD. Caller frees.
  * mime_decode_header(value, len)
  *	A header value with RFC 2047 encoded-words decoded and folding
  *	removed, in UTF-8 (8-bit bytes that are not UTF-8 are read as
@@ -64,6 +73,7 @@ struct mime_limits {
 struct mime_uri {
 	char *uri;		/* as found, entities decoded */
 	char *host;		/* lowercased host, NULL for mailto: etc. */
+	bool html;		/* from an HTML attribute, not from text */
 };
 
 struct mime_attachment {
@@ -72,11 +82,20 @@ struct mime_attachment {
 	size_t size;		/* decoded bytes */
 };
 
+struct mime_span {
+	size_t off;		/* into text or raw_text */
+	size_t len;
+};
+
 struct mime_content {
 	char *text;		/* body rules: every text part, HTML rendered */
 	size_t text_len;
 	char *raw_text;		/* rawbody rules: decoded, HTML tags kept */
 	size_t raw_text_len;
+	struct mime_span *text_parts;	/* each part's text, in order */
+	size_t ntext_parts;
+	struct mime_span *raw_parts;	/* each part's raw_text, in order */
+	size_t nraw_parts;
 	struct mime_uri *uris;
 	size_t nuris;
 	struct mime_attachment *attachments;
@@ -95,5 +114,6 @@ struct mime_content *mime_parse(const char *data, size_t len,
     const struct mime_limits *limits);
 void mime_content_free(struct mime_content *content);
 char *mime_decode_header(const char *value, size_t len);
+char *mime_header_utf8(const char *value, size_t len);
 
 #endif

@@ -42,14 +42,21 @@ static const char fixed_message[] =
     "<p>Hello <a href=\"http://example.com/x\">world</a></p>\r\n"
     "--b1--\r\n";
 
+/* Two parts, as lib/mime.c joins them (one newline between), with
+ * addresses, a bare domain and a link for the URI finder. */
 static const char fixed_text[] =
-    "Hello world, spam spam spam\nHello world\naaaaaaaaaaaaaaaaaaaaaaaab\n";
+    "Hello world, spam spam spam\nmail joe@example.org or example.com/x\n"
+    "\n\n\nHello world www.example.net\naaaaaaaaaaaaaaaaaaaaaaaab\n";
+static struct mime_span fixed_text_parts[] = {{0, 66}, {67, 56}};
 static const char fixed_raw_text[] =
-    "Hello world, spam spam spam\n"
+    "Hello world, spam spam spam\n\n"
     "<p>Hello <a href=\"http://example.com/x\">world</a></p>\n";
+static struct mime_span fixed_raw_parts[] = {{0, 28}, {29, 54}};
 static struct mime_uri fixed_uris[] = {
-	{(char *)"http://example.com/x", (char *)"example.com"},
-	{(char *)"mailto:alice@example.org", NULL},
+	{(char *)"http://example.com/x", (char *)"example.com", true},
+	{(char *)"http://user@1.2.3.4:80/r?u=http://t.example/a", (char *)"1.2.3.4",
+	    true},
+	{(char *)"mailto:alice@example.org?subject=x", NULL, true},
 };
 
 static char dir[] = "/tmp/mxguard-fuzz-rules-XXXXXX";
@@ -78,14 +85,19 @@ init(void)
 	if ((fp = fopen(other, "w")) == NULL)
 		return -1;
 	fputs("body __OTHER /Hello/\nmeta OTHER __OTHER && !__NONE\n"
-	    "score OTHER 2\n", fp);
+	    "score OTHER 2\nutil_rb_tld com org net example\n"
+	    "replace_tag A (?:a|4)\n", fp);
 	fclose(fp);
 	msg = message_new(64 * 1024, 1024 * 1024);
 	message_parse(msg, fixed_message, sizeof(fixed_message) - 1);
 	content.text = (char *)fixed_text;
 	content.text_len = sizeof(fixed_text) - 1;
+	content.text_parts = fixed_text_parts;
+	content.ntext_parts = 2;
 	content.raw_text = (char *)fixed_raw_text;
 	content.raw_text_len = sizeof(fixed_raw_text) - 1;
+	content.raw_parts = fixed_raw_parts;
+	content.nraw_parts = 2;
 	content.uris = fixed_uris;
 	content.nuris = sizeof(fixed_uris) / sizeof(fixed_uris[0]);
 	content.nparts = 2;

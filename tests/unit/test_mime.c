@@ -228,7 +228,7 @@ static const struct body_row body_rows[] = {
 	    "<style>p{}</style></head><body><p>Hello <b>world</b></p>"
 	    "<script>var hidden='secret';</script>"
 	    "<div>Buy&nbsp;now &amp; save</div></body></html>\n"),
-	    WANT("Hello world\nBuy now & save"),
+	    WANT("\n\nT\n\n\n\nHello world\n\n\nBuy now & save\n"),
 	    WANT("<html><head><title>T</title>"
 	    "<style>p{}</style></head><body><p>Hello <b>world</b></p>"
 	    "<script>var hidden='secret';</script>"
@@ -236,7 +236,7 @@ static const struct body_row body_rows[] = {
 	    1, false, true, false},
 	{"HTML in windows-1252",
 	    IN("Content-Type: text/html; charset=windows-1252\n\n<p>\x93hi\x94</p>"),
-	    WANT("\xe2\x80\x9chi\xe2\x80\x9d"), WANT("<p>\xe2\x80\x9chi\xe2\x80\x9d</p>"),
+	    WANT("\n\n\xe2\x80\x9chi\xe2\x80\x9d\n\n"), WANT("<p>\xe2\x80\x9chi\xe2\x80\x9d</p>"),
 	    1, false, true, false},
 	{"multipart/alternative: both renderings",
 	    IN("MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"b1\"\n\n"
@@ -244,7 +244,7 @@ static const struct body_row body_rows[] = {
 	    "--b1\nContent-Type: text/plain; charset=us-ascii\n\nHello plain\n"
 	    "--b1\nContent-Type: text/html; charset=us-ascii\n\n<p>Hello <i>html</i></p>\n"
 	    "--b1--\nepilogue\n"),
-	    WANT("Hello plain\nHello html"),
+	    WANT("Hello plain\n\n\nHello html\n\n"),
 	    WANT("Hello plain\n<p>Hello <i>html</i></p>"), 3, true, true, false},
 	{"nested multipart: mixed > alternative > related",
 	    IN("Content-Type: multipart/mixed; boundary=m\n\n"
@@ -258,7 +258,7 @@ static const struct body_row body_rows[] = {
 	    "--m\nContent-Type: application/pdf; name=doc.pdf\n"
 	    "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n"
 	    "--m--\n"),
-	    WANT("plain text\nhtml text"),
+	    WANT("plain text\n\n\nhtml  text\n\n"),
 	    WANT("plain text\n<p>html <img src=\"cid:i1\"> text</p>"),
 	    7, true, true, false},
 	{"message/rfc822 is walked",
@@ -268,7 +268,7 @@ static const struct body_row body_rows[] = {
 	    "From: b@example.org\nSubject: inner\n"
 	    "Content-Type: text/html\n\n<p>inner &amp; more</p>\n"
 	    "--x--\n"),
-	    WANT("outer\ninner & more"), WANT("outer\n<p>inner &amp; more</p>"),
+	    WANT("outer\n\n\ninner & more\n\n"), WANT("outer\n<p>inner &amp; more</p>"),
 	    4, true, true, false},
 	{"boundary declared but never used: the body is the text",
 	    IN("Content-Type: multipart/mixed; boundary=zz\n\nhello there\nno boundary\n"),
@@ -291,7 +291,7 @@ static const struct body_row body_rows[] = {
 	    IN("Content-Type: multipart/mixed; boundary=zz\n\n"
 	    "--zz\nContent-Type: text/plain\n\npart one\n"
 	    "--zz\nContent-Type: text/html\n\n<p>two\n"),
-	    WANT("part one\ntwo"), WANT("part one\n<p>two\n"), 3, true, true, false},
+	    WANT("part one\n\n\ntwo "), WANT("part one\n<p>two\n"), 3, true, true, false},
 	{"boundary without parameter value",
 	    IN("Content-Type: multipart/mixed; boundary=\n\n--\n\nx\n"),
 	    WANT("--\n\nx\n"), SAME, 1, false, false, false},
@@ -369,68 +369,71 @@ test_mime_parse_html_only_hides_script_text(void **state)
 			r = &body_rows[i];
 	c = parse(r->input, r->input_len);
 	EXPECT_TRUE("script text not in text", strstr(c->text, "secret") == NULL);
-	EXPECT_TRUE("title not in text", strstr(c->text, "T\n") == NULL);
+	EXPECT_TRUE("title in text, as SpamAssassin shows it",
+	    strstr(c->text, "T\n") != NULL);
 	EXPECT_TRUE("script text in raw_text", strstr(c->raw_text, "secret") != NULL);
 	EXPECT_INT("HTML only", c->has_html, true);
 	EXPECT_INT("HTML only", c->has_text_plain, false);
 	mime_content_free(c);
 }
 
-/* ---- HTML rendering ---- */
+/* ---- HTML rendering ----
+ *
+ * As SpamAssassin's HTML.pm renders it (checked against it): text
+ * chunks with white-space runs made one space; br and div give "\n",
+ * li, td, th, dd, dt, embed and h1-h6 a space, p, hr, blockquote, pre and
+ * title "\n\n" (start or end tag); the chunk after such an element loses
+ * its leading space, the one before it its trailing space; script and
+ * style text is not shown, title text is. Numeric references that are no
+ * character become U+FFFD (HTML.pm keeps them as written), &#150; the
+ * windows-1252 character, as browsers show them.
+ */
 
 static const struct {
 	const char *label;
 	const char *html;
 	const char *text;
 } html_rows[] = {
-	{"paragraphs", "<p>One</p><p>Two</p>", "One\nTwo"},
+	{"paragraphs", "<p>One</p><p>Two</p>", "\n\nOne\n\n\n\nTwo\n\n"},
 	{"line breaks", "a<br>b<br/><br />c", "a\nb\n\nc"},
 	{"end tag br", "a</br>b", "a\nb"},
 	{"comment dropped", "x<!-- hidden -->y", "xy"},
 	{"comment never closed", "x<!-- never closed y", "x"},
-	{"blocks and white space", "<div>a</div>   <div>b</div>", "a\nb"},
-	{"white space collapses", "Multi\n\n  line \t  text\n", "Multi line text"},
-	{"basic entities", "a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;",
-	    "a <b> & \"c\" 'd'"},
-	{"Latin-1 and other names", "caf&eacute; &Eacute;t&eacute; &copy; &euro;5 &trade;",
-	    "caf\xc3\xa9 \xc3\x89t\xc3\xa9 \xc2\xa9 \xe2\x82\xac""5 \xe2\x84\xa2"},
-	{"numeric references", "&#65;&#x42;&#X43;&#0;&#x110000;&#150;&#xD800;",
-	    "ABC\xef\xbf\xbd\xef\xbf\xbd\xe2\x80\x93\xef\xbf\xbd"},
+	{"blocks and white space", "<div>a</div>   <div>b</div>", "\na\n\nb\n"},
+	{"white space collapses", "Multi\n\n  line \t  text\n", "Multi line text "},
+	{"basic entities", "a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;", "a <b> & \"c\" 'd'"},
+	{"Latin-1 and other names", "caf&eacute; &Eacute;t&eacute; &copy; &euro;5 &trade;", "caf\xc3\xa9 \xc3\x89t\xc3\xa9 \xc2\xa9 \xe2\x82\xac""5 \xe2\x84\xa2"},
+	{"numeric references", "&#65;&#x42;&#X43;&#0;&#x110000;&#150;&#xD800;", "ABC\xef\xbf\xbd\xef\xbf\xbd\xe2\x80\x93\xef\xbf\xbd"},
 	{"numeric without semicolon", "&#72&#105!", "Hi!"},
 	{"astral character", "&#x1F600;", "\xf0\x9f\x98\x80"},
 	{"huge numeric reference", "&#99999999999999999999;x", "\xef\xbf\xbdx"},
-	{"unknown and legacy names", "&bogus; &amp &ampx &lt3 &copy2024 &eacute",
-	    "&bogus; & &x <3 \xc2\xa9""2024 \xc3\xa9"},
+	{"unknown and legacy names", "&bogus; &amp &ampx &lt3 &copy2024 &eacute", "&bogus; & &x <3 \xc2\xa9""2024 \xc3\xa9"},
 	{"name needing its semicolon", "&euro &hellip;", "&euro \xe2\x80\xa6"},
 	{"lone ampersands", "a & b && &# &#x; &", "a & b && &# &#x; &"},
-	{"non-breaking spaces kept", "a&nbsp;&nbsp;b", "a  b"},
-	{"soft hyphen shows as nothing", "soft&shy;ware", "software"},
+	{"non-breaking spaces are spaces", "a&nbsp;&nbsp;b", "a b"},
+	{"soft hyphen kept", "soft&shy;ware", "soft\xc2\xadware"},
 	{"script dropped", "<script>document.write('<p>no</p>')</script>yes", "yes"},
 	{"script in capitals, odd end tag", "<SCRIPT type=x>bad</SCRIPT >ok", "ok"},
 	{"script end tag must end its name", "<script>a</scripts>b</script>c", "c"},
-	{"script never closed", "<p>a</p><script>never closed", "a"},
+	{"script never closed", "<p>a</p><script>never closed", "\n\na\n\n"},
 	{"style dropped", "<style>p{color:red}</style>text", "text"},
-	{"head: title, style, script dropped",
-	    "<head>\n<title>t</title>\n<meta x=y><style>s</style><script>j</script>\n"
-	    "</head><body>b</body>", "b"},
-	{"text in head is shown, as browsers do",
-	    "<head><title>t</title><meta x=y>head text</head><body>b</body>",
-	    "head text\nb"},
-	{"head never closed", "<head>no end<body>shown", "no end\nshown"},
-	{"title outside head dropped", "<title>t</title>x", "x"},
+	{"head: style and script dropped, title shown", "<head>\n<title>t</title>\n<meta x=y><style>s</style><script>j</script>\n"
+	    "</head><body>b</body>", "\n\nt\n\n b"},
+	{"text in head is shown, as browsers do", "<head><title>t</title><meta x=y>head text</head><body>b</body>", "\n\nt\n\nhead textb"},
+	{"head never closed", "<head>no end<body>shown", "no endshown"},
+	{"title text shown, a paragraph of its own", "<title>t</title>x", "\n\nt\n\nx"},
 	{"attribute value never closed", "<a href=\"never closed>link text", ""},
 	{"tag never closed", "x<div unterminated", "x"},
 	{"tag at the very end", "x<b", "x"},
 	{"'<' that is not a tag", "a < b and c > d, 1<2", "a < b and c > d, 1<2"},
 	{"bogus end tags", "</ >x</>y", "xy"},
 	{"declarations", "<!DOCTYPE html><?xml x?>t", "t"},
-	{"pre keeps white space", "<pre>  two  spaces\n  kept</pre>after",
-	    "  two  spaces\n  kept\nafter"},
+	{"pre: white space collapses as anywhere", "<pre>  two  spaces\n  kept</pre>after", "\n\ntwo spaces kept\n\nafter"},
 	{"table cells and rows", "<table><tr><td>a</td><td>b</td></tr>"
-	    "<tr><td>c</td></tr></table>", "a b\nc"},
-	{"list items", "<ul><li>one<li>two</ul>", "one\ntwo"},
-	{"headings", "<h1>Title</h1>Body", "Title\nBody"},
-	{"unclosed paragraphs", "<p>a<p>b", "a\nb"},
+	    "<tr><td>c</td></tr></table>", " a  b  c "},
+	{"list items", "<ul><li>one<li>two</ul>", " one two"},
+	{"headings", "<h1>Title</h1>Body", " Title Body"},
+	{"unclosed paragraphs", "<p>a<p>b", "\n\na\n\nb"},
 	{"'>' inside a quoted attribute", "<img alt=\"a>b\" src=\"i.png\">T", "T"},
 	{"attribute name starting with '='", "<a =x href=y>z", "z"},
 	{"tag name too long to know", "<abcdefghijklmnopqrstuvwxyz>t", "t"},
@@ -909,7 +912,7 @@ test_mime_parse_guard_keeps_mime_headers_working(void **state)
 	    "--b\nContent-Type: text/html\n\n<p>x\n--b--\n";
 	c = parse(dup, sizeof(dup) - 1);
 	EXPECT_INT("two Content-Types", c->nparts, 2);
-	EXPECT_STR("two Content-Types", c->text, "x");
+	EXPECT_STR("two Content-Types", c->text, "\n\nx");
 	mime_content_free(c);
 
 	/* the parameters GMime keeps: the first 64 */
@@ -1096,6 +1099,98 @@ test_mime_parse_every_byte_value(void **state)
 	mime_content_free(c);
 }
 
+/* ---- part spans, the HTML flag, mime_header_utf8 ---- */
+
+/* text_parts and raw_parts say where each text part is, in order; a part
+ * with no text has no span; parts are joined by one newline. */
+static void
+test_mime_parse_spans_say_where_each_part_is(void **state)
+{
+	static const char in[] =
+	    "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\nContent-Type: text/plain\n\none\n"
+	    "--b\nContent-Type: text/html\n\n<p>two</p>\n"
+	    "--b\nContent-Type: text/plain\n\n\n"
+	    "--b\nContent-Type: image/png\n\nPNG\n"
+	    "--b\nContent-Type: text/plain\n\nthree\n"
+	    "--b--\n";
+	struct mime_content *c;
+
+	(void)state;
+	c = parse(in, sizeof(in) - 1);
+	EXPECT_STR("spans: text", c->text, "one\n\n\ntwo\n\n\nthree");
+	EXPECT_INT("spans: text parts", c->ntext_parts, 3);
+	if (c->ntext_parts == 3) {
+		EXPECT_MEM("text part 1", c->text + c->text_parts[0].off,
+		    c->text_parts[0].len, "one", 3);
+		EXPECT_MEM("text part 2", c->text + c->text_parts[1].off,
+		    c->text_parts[1].len, "\n\ntwo\n\n", 7);
+		EXPECT_MEM("text part 3", c->text + c->text_parts[2].off,
+		    c->text_parts[2].len, "three", 5);
+	}
+	EXPECT_INT("spans: raw parts", c->nraw_parts, 3);
+	if (c->nraw_parts == 3) {
+		EXPECT_MEM("raw part 2", c->raw_text + c->raw_parts[1].off,
+		    c->raw_parts[1].len, "<p>two</p>", 10);
+		EXPECT_INT("raw part 3 at the end", c->raw_parts[2].off +
+		    c->raw_parts[2].len, c->raw_text_len);
+	}
+	mime_content_free(c);
+
+	/* no text at all: no spans */
+	c = parse("Content-Type: image/png\n\nPNG\n", 28);
+	EXPECT_INT("no text: spans", c->ntext_parts + c->nraw_parts, 0);
+	mime_content_free(c);
+}
+
+/* URIs from HTML attributes say so; those found in text do not. */
+static void
+test_mime_parse_marks_uris_from_html(void **state)
+{
+	static const char in[] =
+	    "Content-Type: text/html\n\n<a href=\"http://attr.example/\">"
+	    "see http://text.example/</a>";
+	struct mime_content *c;
+
+	(void)state;
+	c = parse(in, sizeof(in) - 1);
+	EXPECT_INT("html flag: uris", c->nuris, 2);
+	for (size_t i = 0; i < c->nuris; i++)
+		EXPECT_INT(c->uris[i].uri, c->uris[i].html,
+		    strcmp(c->uris[i].uri, "http://attr.example/") == 0);
+	mime_content_free(c);
+}
+
+static void
+test_mime_header_utf8_leaves_encoded_words(void **state)
+{
+	static const struct {
+		const char *label;
+		const char *in;
+		size_t len;
+		const char *want;
+	} rows[] = {
+		{"ASCII as it is", "<a@b.example>", 13, "<a@b.example>"},
+		{"encoded-words stay", "<=?utf-8?q?x?=@b>", 17, "<=?utf-8?q?x?=@b>"},
+		{"line breaks go", "a\r\n b", 5, "a b"},
+		{"UTF-8 stays", "caf\xc3\xa9", 5, "caf\xc3\xa9"},
+		{"Latin-1 byte read as windows-1252", "caf\xe9", 4, "caf\xc3\xa9"},
+		{"NUL becomes U+FFFD", "a\0b", 3, "a\xef\xbf\xbd" "b"},
+		{"empty", "", 0, ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		char *got = mime_header_utf8(rows[i].in, rows[i].len);
+
+		EXPECT_STR(rows[i].label, got, rows[i].want);
+		free(got);
+	}
+	char *got = mime_header_utf8(NULL, 5);
+	EXPECT_STR("NULL", got, "");
+	free(got);
+}
+
 int
 main(void)
 {
@@ -1116,6 +1211,9 @@ main(void)
 		cmocka_unit_test(test_mime_decode_header_null_is_empty),
 		cmocka_unit_test(test_mime_content_free_null_is_a_noop),
 		cmocka_unit_test(test_mime_parse_every_byte_value),
+		cmocka_unit_test(test_mime_parse_spans_say_where_each_part_is),
+		cmocka_unit_test(test_mime_parse_marks_uris_from_html),
+		cmocka_unit_test(test_mime_header_utf8_leaves_encoded_words),
 	};
 
 	mime_init();
