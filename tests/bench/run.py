@@ -4,7 +4,7 @@
 USAGE
     /usr/bin/python3 tests/bench/run.py [--build DIR] [--messages N] [--seed S]
         [--iterations N] [--decisions N] [--connections M] [--requests N]
-        [--only engine,greylist,policy,ratelimit,compare] [--regenerate] [--keep]
+        [--only engine,content,greylist,policy,ratelimit,compare] [--regenerate] [--keep]
         [--compare-messages N] [--sessions N] [--repeats N] [--warmup N]
         [--configs postfix,mxguard,rspamd,classic] [--no-install]
         [--results FILE]
@@ -60,7 +60,8 @@ WHAT IT DOES
                       50000)
     --connections M   bench_policy connections (default 8)
     --requests N      requests per connection (default 5000)
-    --only LIST       run only some of engine, greylist, policy, ratelimit, compare
+    --only LIST       run only some of engine, content, greylist, policy,
+                      ratelimit, compare
     --compare-messages N   the comparison's corpus and messages per run
                       (default 2000); --sessions (20), --repeats (3),
                       --warmup (100), --configs, --no-install, --results:
@@ -673,7 +674,7 @@ def main():
     ap.add_argument("--decisions", type=int, default=50000)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--only", default="engine,greylist,policy,ratelimit,compare")
+    ap.add_argument("--only", default="engine,content,greylist,policy,ratelimit,compare")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--compare-messages", type=int, default=2000)
@@ -682,7 +683,8 @@ def main():
     compare.exit_on_signals()
     only = set(args.only.split(","))
     build = os.path.join(ROOT, args.build)
-    needed = {"engine": ("bench/bench_engine",), "greylist": ("bench/bench_greylist",),
+    needed = {"engine": ("bench/bench_engine",), "content": ("bench/bench_engine",),
+              "greylist": ("bench/bench_greylist",),
               "policy": ("bench/bench_policy", "mxguard-policy"),
               "ratelimit": ("bench/bench_ratelimit", "mxguard-policy"),
               "compare": ("bench/smtp_load", "mxguard-milter")}
@@ -696,7 +698,7 @@ def main():
     load_before = os.getloadavg()[0]
     failures = []
     outputs = {}
-    if only & {"engine", "greylist", "policy", "ratelimit"}:
+    if only & {"engine", "content", "greylist", "policy", "ratelimit"}:
         outputs = run_benches(args, only, bins, failures)
     if "compare" in only:
         cargs = argparse.Namespace(**vars(args))
@@ -739,6 +741,22 @@ def run_benches(args, only, bins, failures):
             for t in (1, 2):
                 steps.append(("engine-%dt" % t, [bins["bench_engine"], "-c", engine_conf,
                                                  "-n", str(args.iterations), "-t", str(t), msgdir]))
+        if "content" in only:
+            # Content scoring alone (no SPF, DKIM, DMARC, DNS lists or
+            # greylisting): our default rules, then SpamAssassin's stock
+            # rules as Debian installs them, loaded beside ours.
+            for label, files in (("content-default", "%s/rules/*.rules" % ROOT),
+                                 ("content-sa", "/usr/share/spamassassin/*.cf %s/rules/*.rules"
+                                  % ROOT)):
+                conf = os.path.join(workdir, label + ".conf")
+                with open(conf, "w") as f:
+                    f.write("# mxguard bench: content rules only (tests/bench/run.py)\n"
+                            "[milter]\nlog_level = notice\n[spf]\nenabled = no\n"
+                            "[dkim]\nenabled = no\n[dmarc]\nenabled = no\n"
+                            "[dnsbl]\nenabled = no\n[greylist]\nenabled = no\n"
+                            "[ratelimit]\nenabled = no\n[rules]\nfiles = %s\n" % files)
+                steps.append((label, [bins["bench_engine"], "-c", conf, "-n",
+                                      str(max(1, args.iterations // 4)), "-t", "1", msgdir]))
         if "greylist" in only:
             for t in (1, 4):
                 steps.append(("greylist-%dt" % t, [bins["bench_greylist"], "-c", bench_conf,
@@ -860,39 +878,27 @@ def report(args, meta, corpus_note, outputs, seconds, load):
           "in the warm-up);\n           greylist and policy runs: SPF and greylisting; "
           "log_level notice" % GREYLIST_DELAY)
 
+    # One summary row per benchmark that ran: (label, name, unit, CPU line).
+    conns = args.connections
+    table = (("engine-1t", "bench_engine, 1 thread", "msg/s", "cpu:", "msg"),
+             ("engine-2t", "bench_engine, 2 threads", "msg/s", "cpu:", "msg"),
+             ("content-default", "content, default rules", "msg/s", "cpu:", "msg"),
+             ("content-sa", "content, + SA stock rules", "msg/s", "cpu:", "msg"),
+             ("greylist-1t", "bench_greylist, 1 thread", "decisions/s", "cpu:", "dec"),
+             ("greylist-4t", "bench_greylist, 4 threads", "decisions/s", "cpu:", "dec"),
+             ("policy", "mxguard-policy, %d conns" % conns, "requests/s",
+              "cpu of mxguard-policy:", "req"),
+             ("ratelimit", "rate limits (10 rules), %d conns" % conns, "decisions/s",
+              "cpu of mxguard-policy:", "req"))
     rows = []
-    for label in ("engine-1t", "engine-2t"):
+    for label, name, unit, cpu_key, per in table:
         out = outputs.get(label)
         if out:
-            rows.append(("bench_engine, %s thread%s" % (label[7], "" if label[7] == "1" else "s"),
-                         "%s msg/s" % figure(out, "rate:", r"([\d.]+)"),
-                         "%s ms CPU/msg" % figure(out, "cpu:", r"([\d.]+)"),
+            rows.append((name, "%s %s" % (figure(out, "rate:", r"([\d.]+)"), unit),
+                         "%s ms CPU/%s" % (figure(out, cpu_key, r"([\d.]+)"), per),
                          "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
                                                  figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
-    for label in ("greylist-1t", "greylist-4t"):
-        out = outputs.get(label)
-        if out:
-            rows.append(("bench_greylist, %s thread%s" % (label[9], "" if label[9] == "1" else "s"),
-                         "%s decisions/s" % figure(out, "rate:", r"([\d.]+)"),
-                         "%s ms CPU/dec" % figure(out, "cpu:", r"([\d.]+)"),
-                         "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
-                                                 figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
-    out = outputs.get("policy")
-    if out:
-        rows.append(("mxguard-policy, %d conns" % args.connections,
-                     "%s requests/s" % figure(out, "rate:", r"([\d.]+)"),
-                     "%s ms CPU/req" % figure(out, "cpu of mxguard-policy:", r"([\d.]+)"),
-                     "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
-                                             figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
-    out = outputs.get("ratelimit")
-    if out:
-        rows.append(("rate limits (10 rules), %d conns" % args.connections,
-                     "%s decisions/s" % figure(out, "rate:", r"([\d.]+)"),
-                     "%s ms CPU/req" % figure(out, "cpu of mxguard-policy:", r"([\d.]+)"),
-                     "p50 %s / p99 %s ms" % (figure(out, "latency:", r"p50 ([\d.]+)"),
-                                             figure(out, "latency:", r"p50 [\d.]+ ms, p99 ([\d.]+)"))))
-    for label in ("engine-1t", "engine-2t", "greylist-1t", "greylist-4t", "policy",
-                  "ratelimit"):
+    for label, _, _, _, _ in table:
         if label in outputs:
             print("\n-- %s\n%s" % (label, textwrap.indent(outputs[label].rstrip(), "   ")))
     print("\n" + line)
