@@ -10,7 +10,7 @@
 
 #include <ctype.h>
 #include <getopt.h>
-#include <stdarg.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,18 +19,13 @@
 
 #include "../lib/config.h"
 #include "../lib/greylist.h"
-#include "../lib/log.h"
 #include "../lib/message.h"
 #include "../lib/mxg.h"
 #include "../lib/redis.h"
 #include "../lib/strbuf.h"
+#include "common.h"
 
-#ifndef MXG_SYSCONFDIR
-#define MXG_SYSCONFDIR "/etc/mxguard"
-#endif
-#define DEFAULT_CONFIG MXG_SYSCONFDIR "/mxguard.conf"
-#define EXIT_REDIS 1
-#define EXIT_USAGE 2
+#define usage_error(...) cli_usage_error("greylist", __VA_ARGS__)
 /* Output is written out when it grows past this (long listings). */
 #define OUT_FLUSH_BYTES 65536
 
@@ -124,7 +119,7 @@ usage(FILE *fp)
 	    "       mxguard greylist delete --ip ADDR [--from SENDER "
 	    "--rcpt RCPT] [-c FILE] [--json]\n"
 	    "       mxguard greylist counts [-c FILE] [--json]\n"
-	    "Default config: %s\n", DEFAULT_CONFIG);
+	    "Default config: %s\n", CLI_DEFAULT_CONFIG);
 }
 
 static void
@@ -162,21 +157,7 @@ client_free(struct client *c)
 static const char *
 prefix(const struct gl *gl)
 {
-	return gl->cfg->redis.prefix ? gl->cfg->redis.prefix : "";
-}
-
-/* s as a Redis glob matching itself: \ before * ? [ ] and \. */
-static void
-glob_escape(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '*': case '?': case '[': case ']': case '\\':
-			strbuf_putc(out, '\\');
-			break;
-		}
-		strbuf_putc(out, *s);
-	}
+	return cli_key_prefix(gl->cfg);
 }
 
 static long long
@@ -239,30 +220,8 @@ run_eval(struct gl *gl, const char *script, const char *const *keys,
     const size_t *keylens, size_t nkeys, const char *const *args,
     size_t nargs)
 {
-	size_t argc = 3 + nkeys + nargs;
-	const char **argv = mxg_calloc(argc, sizeof(*argv));
-	size_t *argvlen = mxg_calloc(argc, sizeof(*argvlen));
-	char nkeys_text[24];
-	redisReply *r;
-
-	snprintf(nkeys_text, sizeof(nkeys_text), "%zu", nkeys);
-	argv[0] = "EVAL";
-	argv[1] = script;
-	argv[2] = nkeys_text;
-	for (size_t i = 0; i < 3; i++)
-		argvlen[i] = strlen(argv[i]);
-	for (size_t i = 0; i < nkeys; i++) {
-		argv[3 + i] = keys[i];
-		argvlen[3 + i] = keylens ? keylens[i] : strlen(keys[i]);
-	}
-	for (size_t i = 0; i < nargs; i++) {
-		argv[3 + nkeys + i] = args[i];
-		argvlen[3 + nkeys + i] = strlen(args[i]);
-	}
-	r = redis_run_command(gl->pool, argv, argvlen, (int)argc, gl->err);
-	free(argv);
-	free(argvlen);
-	return r;
+	return cli_eval(gl->pool, script, keys, keylens, nkeys, args, nargs,
+	    gl->err);
 }
 
 /* An EVAL reply of n entries, each an array starting with 0 or 1. */
@@ -400,51 +359,28 @@ fetch_clients(struct gl *gl, const char *const *keys, const size_t *lens,
 typedef int (*scan_fn)(struct gl *gl, const char *const *keys,
     const size_t *lens, size_t n, void *arg);
 
+/* A scan_fn with its gl, for scan_batch. */
+struct scan {
+	struct gl *gl;
+	scan_fn fn;
+	void *arg;
+};
+
+static int
+scan_batch(void *arg, const char *const *keys, const size_t *lens, size_t n)
+{
+	struct scan *sc = arg;
+
+	return sc->fn(sc->gl, keys, lens, n, sc->arg);
+}
+
 /* SCAN MATCH pattern to the end (or until fn stops it). */
 static int
 scan_keys(struct gl *gl, const char *pattern, scan_fn fn, void *arg)
 {
-	char cursor[32] = "0";
+	struct scan sc = {gl, fn, arg};
 
-	do {
-		const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT",
-		    "1000"};
-		redisReply *r = redis_run_command(gl->pool, argv, NULL, 6,
-		    gl->err);
-		int rc = 0;
-
-		if (r == NULL)
-			return -1;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[0]->type != REDIS_REPLY_STRING ||
-		    r->element[0]->len >= sizeof(cursor) ||
-		    r->element[1]->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			return mxg_fail(gl->err, MXG_EIO, "unexpected reply "
-			    "to SCAN");
-		}
-		memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
-		size_t n = r->element[1]->elements;
-		const char **keys = mxg_calloc(n ? n : 1, sizeof(*keys));
-		size_t *lens = mxg_calloc(n ? n : 1, sizeof(*lens));
-		size_t k = 0;
-		for (size_t i = 0; i < n; i++) {
-			const redisReply *e = r->element[1]->element[i];
-
-			if (e->type != REDIS_REPLY_STRING)
-				continue;
-			keys[k] = e->str;
-			lens[k++] = e->len;
-		}
-		if (k > 0)
-			rc = fn(gl, keys, lens, k, arg);
-		free(keys);
-		free(lens);
-		freeReplyObject(r);
-		if (rc != 0)
-			return rc < 0 ? -1 : 0;
-	} while (strcmp(cursor, "0") != 0);
-	return 0;
+	return cli_scan_keys(gl->pool, pattern, scan_batch, &sc, gl->err);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -472,16 +408,11 @@ seconds_left(const struct gl *gl, const struct triplet *t)
 static void
 triplet_json(const struct gl *gl, struct strbuf *sb, const struct triplet *t)
 {
-	strbuf_puts(sb, "{\"type\": \"triplet\", \"key\": ");
-	strbuf_json_cstr(sb, t->key);
-	strbuf_puts(sb, ", \"client_net\": ");
-	strbuf_json_cstr(sb, t->net);
-	strbuf_puts(sb, ", \"sender\": ");
-	strbuf_json_cstr(sb, t->sender);
-	strbuf_puts(sb, ", \"rcpt\": ");
-	strbuf_json_cstr(sb, t->rcpt);
-	strbuf_puts(sb, ", \"state\": ");
-	strbuf_json_cstr(sb, t->state);
+	cli_json_field(sb, "{\"type\": \"triplet\", \"key\": ", t->key);
+	cli_json_field(sb, ", \"client_net\": ", t->net);
+	cli_json_field(sb, ", \"sender\": ", t->sender);
+	cli_json_field(sb, ", \"rcpt\": ", t->rcpt);
+	cli_json_field(sb, ", \"state\": ", t->state);
 	strbuf_puts(sb, ", \"first\": ");
 	json_ll_or_null(sb, t->first);
 	strbuf_puts(sb, ", \"seen\": ");
@@ -518,10 +449,8 @@ triplet_line(const struct gl *gl, struct strbuf *sb, const struct triplet *t)
 static void
 client_json(const struct gl *gl, struct strbuf *sb, const struct client *c)
 {
-	strbuf_puts(sb, "{\"type\": \"client\", \"key\": ");
-	strbuf_json_cstr(sb, c->key);
-	strbuf_puts(sb, ", \"client_net\": ");
-	strbuf_json_cstr(sb, c->net);
+	cli_json_field(sb, "{\"type\": \"client\", \"key\": ", c->key);
+	cli_json_field(sb, ", \"client_net\": ", c->net);
 	strbuf_printf(sb, ", \"passed\": %lld, \"whitelisted\": %s, \"ttl\": ",
 	    c->passed, is_whitelisted(gl, c->passed) ? "true" : "false");
 	json_ll_or_null(sb, c->ttl);
@@ -582,10 +511,8 @@ load_client(struct gl *gl, struct names *nm, struct client *c)
 static void
 client_members(const struct gl *gl, struct strbuf *sb, const struct client *c)
 {
-	strbuf_puts(sb, "\"client_net\": ");
-	strbuf_json_cstr(sb, c->net);
-	strbuf_puts(sb, ", \"client_key\": ");
-	strbuf_json_cstr(sb, c->key);
+	cli_json_field(sb, "\"client_net\": ", c->net);
+	cli_json_field(sb, ", \"client_key\": ", c->key);
 	strbuf_printf(sb, ", \"passed\": %lld, \"whitelisted\": %s, "
 	    "\"auto_whitelist\": %d, \"client_ttl\": ", c->passed,
 	    is_whitelisted(gl, c->passed) ? "true" : "false",
@@ -630,12 +557,9 @@ cmd_show(struct gl *gl, struct names *nm)
 		return -1;
 	}
 	if (gl->json) {
-		strbuf_puts(sb, "{\"key\": ");
-		strbuf_json_cstr(sb, nm->tkey.data);
-		strbuf_puts(sb, ", \"sender\": ");
-		strbuf_json_cstr(sb, nm->sender.data);
-		strbuf_puts(sb, ", \"rcpt\": ");
-		strbuf_json_cstr(sb, nm->rcpt);
+		cli_json_field(sb, "{\"key\": ", nm->tkey.data);
+		cli_json_field(sb, ", \"sender\": ", nm->sender.data);
+		cli_json_field(sb, ", \"rcpt\": ", nm->rcpt);
 		strbuf_puts(sb, ", \"triplet\": ");
 		if (nt == 1)
 			triplet_json(gl, sb, &t[0]);
@@ -705,7 +629,7 @@ client_triplets(struct gl *gl, struct names *nm, struct collect *col)
 	int rc;
 
 	strbuf_printf(&head, "%sgl:t:%s|", prefix(gl), nm->net.data);
-	glob_escape(&pattern, head.data);
+	cli_glob_escape(&pattern, head.data);
 	strbuf_putc(&pattern, '*');
 	rc = scan_keys(gl, pattern.data, collect_triplets, col);
 	strbuf_free(&pattern);
@@ -843,7 +767,7 @@ list_batch(struct gl *gl, const char *const *keys, const size_t *lens,
 static void
 all_pattern(const struct gl *gl, struct strbuf *pattern)
 {
-	glob_escape(pattern, prefix(gl));
+	cli_glob_escape(pattern, prefix(gl));
 	strbuf_puts(pattern, "gl:[tc]:*");
 }
 
@@ -997,8 +921,7 @@ cmd_delete(struct gl *gl, struct names *nm, bool triplet)
 		if (del_batch(gl, &key, &len, 1, &deleted) < 0)
 			return -1;
 		if (gl->json) {
-			strbuf_puts(&gl->out, "{\"key\": ");
-			strbuf_json_cstr(&gl->out, nm->tkey.data);
+			cli_json_field(&gl->out, "{\"key\": ", nm->tkey.data);
 			strbuf_printf(&gl->out, ", \"deleted\": %s}\n",
 			    deleted ? "true" : "false");
 		} else {
@@ -1016,7 +939,7 @@ cmd_delete(struct gl *gl, struct names *nm, bool triplet)
 	deleted = 0;
 	struct strbuf pattern = STRBUF_INIT, head = STRBUF_INIT;
 	strbuf_printf(&head, "%sgl:t:%s|", prefix(gl), nm->net.data);
-	glob_escape(&pattern, head.data);
+	cli_glob_escape(&pattern, head.data);
 	strbuf_putc(&pattern, '*');
 	int rc = scan_keys(gl, pattern.data, del_batch, &deleted);
 	strbuf_free(&pattern);
@@ -1024,8 +947,7 @@ cmd_delete(struct gl *gl, struct names *nm, bool triplet)
 	if (rc < 0)
 		return -1;
 	if (gl->json) {
-		strbuf_puts(&gl->out, "{\"client_net\": ");
-		strbuf_json_cstr(&gl->out, nm->net.data);
+		cli_json_field(&gl->out, "{\"client_net\": ", nm->net.data);
 		strbuf_printf(&gl->out, ", \"count_deleted\": %s, "
 		    "\"triplets_deleted\": %lld}\n", count_deleted ? "true" :
 		    "false", deleted);
@@ -1058,19 +980,6 @@ static const struct {
 	{"delete", SUB_DELETE, true, true, false, false},
 	{"counts", SUB_COUNTS, false, false, false, false},
 };
-
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("mxguard greylist: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (mxguard greylist --help)\n", stderr);
-	return EXIT_USAGE;
-}
 
 /* Fills nm from the arguments, as the milter would key this client,
  * sender and recipient; -1 when --ip is not an address. */
@@ -1111,30 +1020,29 @@ int
 command_greylist(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
+		CLI_COMMON_OPTIONS,
 		{"ip", required_argument, NULL, 'i'},
 		{"from", required_argument, NULL, 'f'},
 		{"rcpt", required_argument, NULL, 'r'},
 		{"limit", required_argument, NULL, 'l'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = DEFAULT_CONFIG, *limit_text = NULL;
+	struct cli_common co = {CLI_DEFAULT_CONFIG, false};
+	const char *limit_text = NULL;
 	struct gl_args a = {NULL, NULL, NULL, 0};
-	bool json = false;
-	int opt;
+	int opt, done;
 
-	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, options,
+	    NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
 		case 'i': a.ip = optarg; break;
 		case 'f': a.from = optarg; break;
 		case 'r': a.rcpt = optarg; break;
 		case 'l': limit_text = optarg; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default:
+			if ((done = cli_common_option(opt, &co, usage)) !=
+			    CLI_OPT_NEXT)
+				return done;
 		}
 	}
 	if (optind >= argc)
@@ -1165,31 +1073,19 @@ command_greylist(int argc, char **argv)
 		return usage_error("--rcpt is empty");
 	if (!subcommands[s].limit && limit_text != NULL)
 		return usage_error("%s takes no --limit", name);
-	if (limit_text != NULL) {
-		char *end;
-		long v = strtol(limit_text, &end, 10);
-
-		if (*limit_text == '\0' || *end != '\0' || v < 1)
-			return usage_error("--limit '%s' is not a number "
-			    "above 0", limit_text);
-		a.limit = v;
-	}
+	if (limit_text != NULL &&
+	    cli_parse_long(limit_text, 1, LONG_MAX, &a.limit) < 0)
+		return usage_error("--limit '%s' is not a number above 0",
+		    limit_text);
 
 	struct config *cfg;
-	char err[MXG_ERRLEN];
-	if (config_load(config_path, &cfg, err) != 0) {
-		fprintf(stderr, "mxguard: %s\n", err);
-		return EXIT_USAGE;
-	}
-	/* Below every level: the pool logs an outage as a daemon would
-	 * (log.h has no "off"); the message below says it once, for a
-	 * person. */
-	log_init("mxguard", true, (enum log_level)(LOG_LEVEL_ERR - 1));
+	if (cli_config_load(co.config_path, &cfg) < 0)
+		return CLI_EXIT_USAGE;
 
-	int rc = EXIT_USAGE;
+	int rc = CLI_EXIT_USAGE;
 	struct names nm;
 	memset(&nm, 0, sizeof(nm));
-	struct gl gl = {.cfg = cfg, .json = json, .out = STRBUF_INIT};
+	struct gl gl = {.cfg = cfg, .json = co.json, .out = STRBUF_INIT};
 	gl.delay_s = cfg->greylist.delay_ms / 1000;
 	gl.max_age_s = cfg->greylist.max_age_ms / 1000 > 0 ?
 	    cfg->greylist.max_age_ms / 1000 : 1;
@@ -1202,14 +1098,12 @@ command_greylist(int argc, char **argv)
 	    cfg->greylist.auto_whitelist <= 0) {
 		fprintf(stderr, "mxguard greylist: [greylist] auto_whitelist "
 		    "is 0 in %s: client networks are never whitelisted\n",
-		    config_path);
+		    co.config_path);
 		goto out;
 	}
-	if (redis_pool_new(cfg, &gl.pool, err) != 0) {
-		fprintf(stderr, "mxguard: %s\n", err);
+	if (cli_redis_connect(cfg, &gl.pool) < 0)
 		goto out;
-	}
-	rc = EXIT_REDIS;
+	rc = CLI_EXIT_REDIS;
 	if (redis_time(&gl) < 0) {
 		fprintf(stderr, "mxguard greylist: cannot reach Redis at %s: "
 		    "%s\n", cfg->redis.server, gl.err);

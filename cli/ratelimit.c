@@ -8,26 +8,20 @@
 #include "ratelimit.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../lib/config.h"
-#include "../lib/log.h"
 #include "../lib/mxg.h"
 #include "../lib/ratelimit.h"
 #include "../lib/redis.h"
 #include "../lib/strbuf.h"
+#include "common.h"
 
-#ifndef MXG_SYSCONFDIR
-#define MXG_SYSCONFDIR "/etc/mxguard"
-#endif
-#define DEFAULT_CONFIG MXG_SYSCONFDIR "/mxguard.conf"
-#define EXIT_REDIS 1
-#define EXIT_USAGE 2
 #define TOP_DEFAULT 10
+#define usage_error(...) cli_usage_error("ratelimit", __VA_ARGS__)
 
 /* KEYS: buckets. Returns {seconds, microseconds, value of each key}, ""
  * for a key that is gone or not a string. */
@@ -63,20 +57,7 @@ usage(FILE *fp)
 	    "usage: mxguard ratelimit show RULE VALUE [-c FILE] [--json]\n"
 	    "       mxguard ratelimit top [RULE] [-n N] [-c FILE] [--json]\n"
 	    "       mxguard ratelimit reset RULE VALUE [-c FILE] [--json]\n"
-	    "Default config: %s\n", DEFAULT_CONFIG);
-}
-
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("mxguard ratelimit: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (mxguard ratelimit --help)\n", stderr);
-	return EXIT_USAGE;
+	    "Default config: %s\n", CLI_DEFAULT_CONFIG);
 }
 
 static void
@@ -94,25 +75,9 @@ static int
 fetch(struct rl *rl, const char *const *keys, const size_t *lens, size_t n,
     double *now_us, double *tats)
 {
-	size_t argc = 3 + n;
-	const char **argv = mxg_calloc(argc, sizeof(*argv));
-	size_t *argvlen = mxg_calloc(argc, sizeof(*argvlen));
-	char nkeys[24];
-	redisReply *r;
+	redisReply *r = cli_eval(rl->pool, fetch_lua, keys, lens, n, NULL, 0,
+	    rl->err);
 
-	snprintf(nkeys, sizeof(nkeys), "%zu", n);
-	argv[0] = "EVAL";
-	argv[1] = fetch_lua;
-	argv[2] = nkeys;
-	for (size_t i = 0; i < 3; i++)
-		argvlen[i] = strlen(argv[i]);
-	for (size_t i = 0; i < n; i++) {
-		argv[3 + i] = keys[i];
-		argvlen[3 + i] = lens[i];
-	}
-	r = redis_run_command(rl->pool, argv, argvlen, (int)argc, rl->err);
-	free(argv);
-	free(argvlen);
 	if (r == NULL)
 		return -1;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != n + 2) {
@@ -147,22 +112,17 @@ row_json(struct strbuf *sb, const struct row *r)
 	char rate[48];
 
 	ratelimit_rate_text(rule, rate, sizeof(rate));
-	strbuf_puts(sb, "{\"rule\": ");
-	strbuf_json_cstr(sb, rule->name);
-	strbuf_puts(sb, ", \"key\": ");
-	strbuf_json_cstr(sb, r->key);
-	strbuf_puts(sb, ", \"value\": ");
-	strbuf_json_cstr(sb, r->value);
-	strbuf_puts(sb, ", \"what\": ");
-	strbuf_json_cstr(sb, ratelimit_key_what(rule->key));
-	strbuf_puts(sb, ", \"rate\": ");
-	strbuf_json_cstr(sb, rate);
+	cli_json_field(sb, "{\"rule\": ", rule->name);
+	cli_json_field(sb, ", \"key\": ", r->key);
+	cli_json_field(sb, ", \"value\": ", r->value);
+	cli_json_field(sb, ", \"what\": ", ratelimit_key_what(rule->key));
+	cli_json_field(sb, ", \"rate\": ", rate);
 	strbuf_printf(sb, ", \"limit\": %.0f, \"period_seconds\": %.3f, "
 	    "\"burst\": %.0f, \"count\": ", rule->limit,
 	    (double)rule->period_ms / 1000.0, rule->burst);
 	strbuf_json_cstr(sb, config_ratelimit_count_name(rule->count));
-	strbuf_puts(sb, ", \"action\": ");
-	strbuf_json_cstr(sb, config_ratelimit_action_name(rule->action));
+	cli_json_field(sb, ", \"action\": ",
+	    config_ratelimit_action_name(rule->action));
 	strbuf_printf(sb, ", \"exists\": %s, \"level\": %.3f, "
 	    "\"seconds_until_free\": %.3f, \"seconds_until_empty\": %.3f}",
 	    r->b.exists ? "true" : "false", r->b.level,
@@ -212,7 +172,7 @@ row_text(struct strbuf *sb, const struct row *r)
 
 /* ---------------------------------------------------------------- commands */
 
-/* The rule and the key of VALUE, into r; EXIT_USAGE with a message. */
+/* The rule and the key of VALUE, into r; CLI_EXIT_USAGE with a message. */
 static int
 row_for(const struct rl *rl, const char *rule_name, const char *value,
     struct row *r)
@@ -269,10 +229,8 @@ cmd_reset(struct rl *rl, const struct row *r, struct strbuf *out)
 	deleted = reply->integer > 0;
 	freeReplyObject(reply);
 	if (rl->json) {
-		strbuf_puts(out, "{\"rule\": ");
-		strbuf_json_cstr(out, r->rule->name);
-		strbuf_puts(out, ", \"key\": ");
-		strbuf_json_cstr(out, r->key);
+		cli_json_field(out, "{\"rule\": ", r->rule->name);
+		cli_json_field(out, ", \"key\": ", r->key);
 		strbuf_printf(out, ", \"deleted\": %s}\n", deleted ? "true" :
 		    "false");
 	} else {
@@ -330,8 +288,7 @@ static const struct config_ratelimit *
 rule_of_key(const struct rl *rl, const char *key, size_t len,
     const char **value)
 {
-	const char *prefix = rl->cfg->redis.prefix ? rl->cfg->redis.prefix :
-	    "";
+	const char *prefix = cli_key_prefix(rl->cfg);
 	size_t plen = strlen(prefix);
 	const char *name, *colon;
 	char buf[64];
@@ -382,15 +339,19 @@ top_batch(struct rl *rl, struct top *t, const char *const *keys,
 	return 0;
 }
 
-/* A Redis glob matching s itself. */
-static void
-glob_escape(struct strbuf *out, const char *s)
+/* The rl and the fullest buckets of a SCAN, for top_scan_batch. */
+struct top_scan {
+	struct rl *rl;
+	struct top *t;
+};
+
+static int
+top_scan_batch(void *arg, const char *const *keys, const size_t *lens,
+    size_t n)
 {
-	for (; *s; s++) {
-		if (strchr("*?[]\\", *s) != NULL)
-			strbuf_putc(out, '\\');
-		strbuf_putc(out, *s);
-	}
+	struct top_scan *ts = arg;
+
+	return top_batch(ts->rl, ts->t, keys, lens, n);
 }
 
 static int
@@ -398,56 +359,19 @@ cmd_top(struct rl *rl, const char *rule_name, long n, struct strbuf *out)
 {
 	struct strbuf pattern = STRBUF_INIT;
 	struct top t = {NULL, 0, (size_t)n, 0, 0};
-	char cursor[32] = "0";
-	int rc = 0;
+	struct top_scan ts = {rl, &t};
+	int rc;
 
-	glob_escape(&pattern, rl->cfg->redis.prefix ? rl->cfg->redis.prefix :
-	    "");
+	cli_glob_escape(&pattern, cli_key_prefix(rl->cfg));
 	strbuf_puts(&pattern, "rl:");
 	if (rule_name != NULL) {
-		glob_escape(&pattern, rule_name);
+		cli_glob_escape(&pattern, rule_name);
 		strbuf_putc(&pattern, ':');
 	}
 	strbuf_putc(&pattern, '*');
 	t.rows = mxg_calloc(t.max + 1, sizeof(*t.rows));
-	do {
-		const char *argv[] = {"SCAN", cursor, "MATCH", pattern.data,
-		    "COUNT", "1000"};
-		redisReply *r = redis_run_command(rl->pool, argv, NULL, 6,
-		    rl->err);
-
-		if (r == NULL) {
-			rc = -1;
-			break;
-		}
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[0]->type != REDIS_REPLY_STRING ||
-		    r->element[0]->len >= sizeof(cursor) ||
-		    r->element[1]->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			rc = mxg_fail(rl->err, MXG_EIO, "unexpected reply to "
-			    "SCAN");
-			break;
-		}
-		memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
-		size_t k = 0, total = r->element[1]->elements;
-		const char **keys = mxg_calloc(total ? total : 1,
-		    sizeof(*keys));
-		size_t *lens = mxg_calloc(total ? total : 1, sizeof(*lens));
-		for (size_t i = 0; i < total; i++) {
-			const redisReply *e = r->element[1]->element[i];
-
-			if (e->type == REDIS_REPLY_STRING) {
-				keys[k] = e->str;
-				lens[k++] = e->len;
-			}
-		}
-		if (k > 0)
-			rc = top_batch(rl, &t, keys, lens, k);
-		free(keys);
-		free(lens);
-		freeReplyObject(r);
-	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	rc = cli_scan_keys(rl->pool, pattern.data, top_scan_batch, &ts,
+	    rl->err);
 	strbuf_free(&pattern);
 
 	if (rc == 0 && rl->json) {
@@ -490,25 +414,22 @@ int
 command_ratelimit(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
+		CLI_COMMON_OPTIONS,
 		{"limit", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = DEFAULT_CONFIG, *limit_text = NULL;
-	bool json = false;
+	struct cli_common co = {CLI_DEFAULT_CONFIG, false};
+	const char *limit_text = NULL;
 	long limit = TOP_DEFAULT;
-	int opt;
+	int opt, done;
 
-	while ((opt = getopt_long(argc, argv, "c:n:h", options, NULL)) != -1) {
-		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'n': limit_text = optarg; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
-		}
+	while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "n:", options,
+	    NULL)) != -1) {
+		if (opt == 'n')
+			limit_text = optarg;
+		else if ((done = cli_common_option(opt, &co, usage)) !=
+		    CLI_OPT_NEXT)
+			return done;
 	}
 	if (optind >= argc)
 		return usage_error("which subcommand?");
@@ -526,30 +447,19 @@ command_ratelimit(int argc, char **argv)
 	} else {
 		return usage_error("unknown subcommand '%s'", sub);
 	}
-	if (limit_text != NULL) {
-		char *end;
-
-		limit = strtol(limit_text, &end, 10);
-		if (*limit_text == '\0' || *end != '\0' || limit < 1 ||
-		    limit > 100000)
-			return usage_error("-n '%s' is not a number from 1 to "
-			    "100000", limit_text);
-	}
+	if (limit_text != NULL &&
+	    cli_parse_long(limit_text, 1, 100000, &limit) < 0)
+		return usage_error("-n '%s' is not a number from 1 to 100000",
+		    limit_text);
 
 	struct config *cfg;
-	char err[MXG_ERRLEN];
-	if (config_load(config_path, &cfg, err) != 0) {
-		fprintf(stderr, "mxguard: %s\n", err);
-		return EXIT_USAGE;
-	}
-	/* Below every level: the pool logs an outage as a daemon would;
-	 * the message below says it once, for a person. */
-	log_init("mxguard", true, (enum log_level)(LOG_LEVEL_ERR - 1));
+	if (cli_config_load(co.config_path, &cfg) < 0)
+		return CLI_EXIT_USAGE;
 
-	struct rl rl = {.cfg = cfg, .json = json};
+	struct rl rl = {.cfg = cfg, .json = co.json};
 	struct strbuf out = STRBUF_INIT;
 	struct row row;
-	int rc = EXIT_USAGE, r = -1;
+	int rc = CLI_EXIT_USAGE, r = -1;
 
 	memset(&row, 0, sizeof(row));
 	if (strcmp(sub, "top") == 0 && nargs == 1 &&
@@ -560,11 +470,9 @@ command_ratelimit(int argc, char **argv)
 	if (strcmp(sub, "top") != 0 && row_for(&rl, args[0], args[1], &row) !=
 	    0)
 		goto out;
-	if (redis_pool_new(cfg, &rl.pool, err) != 0) {
-		fprintf(stderr, "mxguard: %s\n", err);
+	if (cli_redis_connect(cfg, &rl.pool) < 0)
 		goto out;
-	}
-	rc = EXIT_REDIS;
+	rc = CLI_EXIT_REDIS;
 	if (strcmp(sub, "show") == 0)
 		r = cmd_show(&rl, &row, &out);
 	else if (strcmp(sub, "reset") == 0)

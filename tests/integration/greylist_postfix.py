@@ -32,8 +32,6 @@ ENVIRONMENT
 
 import os
 import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -50,7 +48,8 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(
         HERE, "..", "..", _build, "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import (clear_sink_and_redis, indent, parse_args,  # noqa: E402
+                     run_suite, selected, stop_each, TestFailure)
 from mta import (Milter, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  swaks, wait_for)
 
@@ -139,15 +138,8 @@ class Host:
         return self.milter
 
     def stop(self):
-        errors = []
-        for obj in (self.postfix, self.milter):
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%s %r: %s" % (self.name, obj, e))
-        return errors
+        return stop_each(("%s %r" % (self.name, obj), obj)
+                         for obj in (self.postfix, self.milter))
 
 
 class Env:
@@ -178,13 +170,8 @@ class Env:
         for host in (self.a, self.b):
             if host is not None:
                 errors += host.stop()
-        for obj in (self.sink, self.redis, self.dns):
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%r: %s" % (obj, e))
+        errors += stop_each((repr(obj), obj) for obj in
+                            (self.sink, self.redis, self.dns))
         return errors
 
     def send(self, host, client, mail_from="sender@example.org", rcpt=RCPT,
@@ -205,17 +192,6 @@ class Env:
 
 # ---------------------------------------------------------------- assertions
 
-class TestFailure(AssertionError):
-    pass
-
-
-def _indent(text, limit=40):
-    lines = text.rstrip("\n").splitlines()
-    if len(lines) > limit:
-        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
-    return "\n".join("    " + l for l in lines)
-
-
 def fail(reason, res=None, host=None, extra=None):
     parts = [reason]
     if res is not None:
@@ -223,17 +199,17 @@ def fail(reason, res=None, host=None, extra=None):
         parts.append("swaks exit %s, decisive reply: %s (stage %s)\nswaks "
                      "transcript:\n%s" % (res.rc, res.final,
                                           res.final.stage if res.final else "-",
-                                          _indent(res.transcript)))
+                                          indent(res.transcript)))
     if extra:
         parts.append(extra)
     if host is not None and host.milter is not None:
         parts.append("milter log of %s (%s):\n%s" % (
-            host.name, host.milter.log_path, _indent(host.milter.log(), 20)))
+            host.name, host.milter.log_path, indent(host.milter.log(), 20)))
     if host is not None and host.postfix is not None and res is not None:
         lines = [l for l in host.postfix.log().splitlines()
                  if "[%s]" % res.client in l]
         parts.append("postfix log of %s for client %s:\n%s"
-                     % (host.name, res.client, _indent("\n".join(lines), 20)))
+                     % (host.name, res.client, indent("\n".join(lines), 20)))
     raise TestFailure("\n".join(parts))
 
 
@@ -499,7 +475,7 @@ def test_redis_down_with_on_error_accept_delivers_logs_once_and_resumes(env):
     if len(about) != 1:
         fail("want the outage logged once for 3 messages, got %d lines"
              % len(about), host=host,
-             extra="new milter log lines:\n" + _indent("\n".join(new)))
+             extra="new milter log lines:\n" + indent("\n".join(new)))
     # Redis is back on the same port: greylisting resumes, no restart
     time.sleep(1.1)  # past the pool's fail-fast second
     res = env.send(host, "10.10.9.1", mail_from="after@example.org")
@@ -508,7 +484,7 @@ def test_redis_down_with_on_error_accept_delivers_logs_once_and_resumes(env):
     back = [l for l in new if re.search(r"redis.*answering again", l, re.I)]
     if len(back) != 1:
         fail("want one 'answering again' line, got %d" % len(back), host=host,
-             extra="new milter log lines:\n" + _indent("\n".join(new)))
+             extra="new milter log lines:\n" + indent("\n".join(new)))
     if not host.milter.running():
         fail("the milter died", host=host)
 
@@ -583,55 +559,9 @@ TESTS = [
 # ---------------------------------------------------------------- runner
 
 def main(argv):
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    keep = "--keep" in argv
-    pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
-    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
-    started = time.monotonic()
-    passed = failed = 0
-    env = Env(keep=keep)
-    try:
-        try:
-            env.start()
-        except Exception as e:
-            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
-            print("# work directory: %s" % env.workdir)
-            print("0 passed, %d failed" % (len(tests) or 1))
-            return 1
-        for test in tests:
-            env.sink.clear()
-            if not env.redis.ping():
-                env.redis.start()
-            env.redis.command("FLUSHALL")
-            outcome = run_one(test, env)
-            if outcome == "ok":
-                passed += 1
-            else:
-                failed += 1
-            if outcome == "interrupted":
-                break
-    finally:
-        errors = env.stop()
-        for e in errors:
-            print("# stopping %s" % e)
-        if env.workdir and tests:
-            reports = sanitizer_reports(env.workdir)
-            if reports:
-                failed += 1
-                report_failure("milter_logs_have_no_sanitizer_reports",
-                               "\n".join(reports))
-            else:
-                passed += 1
-                print("ok - milter_logs_have_no_sanitizer_reports")
-        if env.workdir:
-            if failed or keep or errors:
-                print("# work directory kept: %s" % env.workdir)
-            else:
-                shutil.rmtree(env.workdir, ignore_errors=True)
-    print("# %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or errors else 0
+    pattern, _, keep = parse_args(argv)
+    return run_suite(Env(keep=keep), selected(TESTS, pattern), keep,
+                     before_each=clear_sink_and_redis)
 
 
 if __name__ == "__main__":

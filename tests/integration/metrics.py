@@ -34,7 +34,6 @@ USAGE
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,7 +56,8 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(REPO_ROOT, BUILD,
                                                 "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import (indent, parse_args, run_suite, selected,  # noqa: E402
+                     stop_each, TestFailure)
 from mta import (Milter, Postfix, Redis, SmtpSink, free_port, port_accepts,  # noqa: E402
                  swaks, tail, wait_for)
 
@@ -220,7 +220,29 @@ def promtool_check(text):
 
 # ---------------------------------------------------------------- environment
 
-class PolicyServer:
+class _Daemon:
+    """A child started with its output in .log_path: log() reads that,
+    stop() sends SIGTERM, kills after stop_timeout seconds and returns
+    the exit status (None when never started)."""
+
+    stop_timeout = 10
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return self.proc.returncode if self.proc else None
+
+
+class PolicyServer(_Daemon):
     """mxguard-policy -f -c FILE, output in <workdir>/policy-N.log."""
 
     _count = 0
@@ -249,23 +271,11 @@ class PolicyServer:
                                  % tail(self.log_path))
         return self
 
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        return self.proc.returncode if self.proc else None
-
-
-class Prometheus:
+class Prometheus(_Daemon):
     """A private prometheus: its own port, storage and config in workdir."""
+
+    stop_timeout = 20
 
     def __init__(self, workdir, targets):
         self.dir = os.path.join(workdir, "prometheus")
@@ -320,19 +330,6 @@ class Prometheus:
                                  % (expr, status, body[:300]))
         return answer
 
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
 
 class Env:
     def __init__(self, keep=False):
@@ -368,15 +365,9 @@ class Env:
         return self
 
     def stop(self):
-        errors = []
-        for name in ("prometheus", "postfix", "milter", "sink", "redis", "dns"):
-            obj = getattr(self, name)
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%s: %s" % (name, e))
+        errors = stop_each((name, getattr(self, name)) for name in
+                           ("prometheus", "postfix", "milter", "sink",
+                            "redis", "dns"))
         for p in self.policies:
             p.stop()
         return errors
@@ -401,27 +392,16 @@ class Env:
 
 # ---------------------------------------------------------------- assertions
 
-class TestFailure(AssertionError):
-    pass
-
-
-def _indent(text, limit=40):
-    lines = text.rstrip("\n").splitlines()
-    if len(lines) > limit:
-        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
-    return "\n".join("    " + l for l in lines)
-
-
 def fail(reason, res=None, env=None, extra=None):
     parts = [reason]
     if res is not None:
         parts.append("swaks exit %s, decisive reply: %s\nswaks transcript:\n%s"
-                     % (res.rc, res.final, _indent(res.transcript, 25)))
+                     % (res.rc, res.final, indent(res.transcript, 25)))
     if extra:
         parts.append(extra)
     if env is not None and env.milter is not None:
         parts.append("milter log (%s):\n%s" % (env.milter.log_path,
-                                               _indent(env.milter.log(), 20)))
+                                               indent(env.milter.log(), 20)))
     raise TestFailure("\n".join(parts))
 
 
@@ -435,7 +415,7 @@ def expect_delta(before, after, series, want, env=None, at_least=False):
     if (got < want) if at_least else (got != want):
         fail("%s grew by %g, want %s%g" % (series, got,
                                            ">= " if at_least else "", want),
-             env=env, extra="after:\n" + _indent("\n".join(
+             env=env, extra="after:\n" + indent("\n".join(
                  l for l in after.text.splitlines()
                  if l.startswith(series.split("{")[0])), 30))
 
@@ -500,8 +480,8 @@ def test_milter_metrics_text_passes_promtool_check_metrics(env):
         fail("Content-Type %r is not the text format 0.0.4" % ctype, env=env)
     rc, out = promtool_check(body)
     if rc != 0 or out.strip():
-        fail("promtool check metrics: exit %d:\n%s" % (rc, _indent(out)),
-             env=env, extra="text:\n" + _indent(body, 60))
+        fail("promtool check metrics: exit %d:\n%s" % (rc, indent(out)),
+             env=env, extra="text:\n" + indent(body, 60))
     expo = Exposition(body)
     missing = [f for f, kind in FAMILIES.items() if expo.types.get(f) != kind]
     if missing:
@@ -664,7 +644,7 @@ def test_policy_server_serves_requests_by_action_on_its_own_port(env):
     before = scrape(mport, host="::1")
     if 'daemon="policy"} 1' not in before.text:
         fail("build_info does not say daemon=\"policy\"",
-             extra=_indent(before.text, 10))
+             extra=indent(before.text, 10))
 
     def request(client, state="RCPT", n=[0]):
         n[0] += 1
@@ -763,7 +743,7 @@ def test_prometheus_scrapes_the_milter_and_answers_for_mxguard_messages_total(en
     if not wait_for(scraped, 30, interval=0.5):
         fail("prometheus: mxguard_messages_total{action=\"accept\"} is not %g"
              % want, extra="last answer: %s\nprometheus log:\n%s"
-             % (json.dumps(last[0])[:1000], _indent(prom.log(), 20)))
+             % (json.dumps(last[0])[:1000], indent(prom.log(), 20)))
     up = prom.query('up{job="mxguard-milter"}')
     if [float(r["value"][1]) for r in up["data"]["result"]] != [1.0]:
         fail("up{job=\"mxguard-milter\"}: %s" % json.dumps(up)[:500])
@@ -804,52 +784,10 @@ TESTS = [
 # ---------------------------------------------------------------- runner
 
 def main(argv):
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    keep = "--keep" in argv
-    pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
-    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
-    started = time.monotonic()
-    passed = failed = 0
-    env = Env(keep=keep)
-    try:
-        try:
-            env.start()
-        except Exception as e:
-            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
-            print("# work directory: %s" % env.workdir)
-            print("0 passed, %d failed" % (len(tests) or 1))
-            return 1
-        for test in tests:
-            outcome = run_one(test, env)
-            if outcome == "ok":
-                passed += 1
-            else:
-                failed += 1
-            if outcome == "interrupted":
-                break
-    finally:
-        errors = env.stop()
-        for e in errors:
-            print("# stopping %s" % e)
-        if env.workdir and tests:
-            reports = sanitizer_reports(env.workdir, "milter") + \
-                sanitizer_reports(env.workdir, "policy")
-            if reports:
-                failed += 1
-                report_failure("daemon_logs_have_no_sanitizer_reports",
-                               "\n".join(reports))
-            else:
-                passed += 1
-                print("ok - daemon_logs_have_no_sanitizer_reports")
-        if env.workdir:
-            if failed or keep or errors:
-                print("# work directory kept: %s" % env.workdir)
-            else:
-                shutil.rmtree(env.workdir, ignore_errors=True)
-    print("# %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or errors else 0
+    pattern, _, keep = parse_args(argv)
+    return run_suite(Env(keep=keep), selected(TESTS, pattern), keep,
+                     log_check=("daemon_logs_have_no_sanitizer_reports",
+                                ("milter", "policy")))
 
 
 if __name__ == "__main__":

@@ -30,13 +30,11 @@ USAGE
     is "N passed, M failed".
 """
 
-import argparse
 import grp
 import json
 import os
 import pwd
 import re
-import shutil
 import signal
 import smtplib
 import socket
@@ -53,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import parse_args, run_suite, selected  # noqa: E402
 from mta import (HarnessError, Milter, Postfix, SmtpSink, free_port,  # noqa: E402
                  port_accepts, wait_for)
 
@@ -115,6 +113,20 @@ def read(path):
         return f.read()
 
 
+def writable_dir(env):
+    """A new directory in the work directory that anyone may write: the
+    daemons that drop to nobody put their socket and pid file there."""
+    d = tempfile.mkdtemp(dir=env.workdir)
+    os.chmod(d, 0o777)
+    return d
+
+
+def wait_pidfile(proc, pidfile, log):
+    """Waits for the daemon's pid file; fails with its log if it exits."""
+    up = wait_for(lambda: proc.poll() is not None or os.path.exists(pidfile), 10)
+    assert up and proc.poll() is None, read(log)
+
+
 # ---------------------------------------------------------------- environment
 
 class Env:
@@ -130,6 +142,10 @@ class Env:
         self.postfix = Postfix(self.workdir, "inet:127.0.0.1:%d" % self.milter_port,
                                self.sink.port, sink=self.sink).start()
 
+    def start(self):
+        """Nothing: each test starts the daemons it needs (start_mta)."""
+        return self
+
     def stop(self):
         for obj in (self.postfix, self.milter, self.sink):
             if obj is not None:
@@ -137,6 +153,7 @@ class Env:
                     obj.stop()
                 except Exception:
                     pass
+        return []
 
 
 def base_config(workdir, socket_line, extra=""):
@@ -158,8 +175,7 @@ NOGROUP = grp.getgrnam("nogroup")
 
 @case
 def test_root_without_user_refuses_to_start(env):
-    d = tempfile.mkdtemp(dir=env.workdir)
-    os.chmod(d, 0o777)
+    d = writable_dir(env)
     conf = write(os.path.join(d, "m.conf"),
                  base_config(d, "socket = inet:%d@127.0.0.1" % free_port()))
     for name in ("mxguard-milter", "mxguard-policy"):
@@ -176,8 +192,7 @@ def test_root_without_user_refuses_to_start(env):
 
 @case
 def test_milter_drops_to_user_and_sets_socket_mode_and_group(env):
-    d = tempfile.mkdtemp(dir=env.workdir)
-    os.chmod(d, 0o777)
+    d = writable_dir(env)
     sock = os.path.join(d, "milter.sock")
     pidfile = os.path.join(d, "milter.pid")
     conf = write(os.path.join(d, "m.conf"), base_config(
@@ -190,8 +205,7 @@ def test_milter_drops_to_user_and_sets_socket_mode_and_group(env):
     log = os.path.join(d, "milter.log")
     p = start_daemon("mxguard-milter", conf, log)
     try:
-        up = wait_for(lambda: p.poll() is not None or os.path.exists(pidfile), 10)
-        assert up and p.poll() is None, read(log)
+        wait_pidfile(p, pidfile, log)
         st = proc_status(p.pid)
         uids = st["Uid"].split()
         gids = st["Gid"].split()
@@ -220,8 +234,7 @@ def test_milter_drops_to_user_and_sets_socket_mode_and_group(env):
 
 @case
 def test_policy_server_drops_to_user_with_unix_socket(env):
-    d = tempfile.mkdtemp(dir=env.workdir)
-    os.chmod(d, 0o777)
+    d = writable_dir(env)
     sock = os.path.join(d, "policy.sock")
     pidfile = os.path.join(d, "policy.pid")
     conf = write(os.path.join(d, "p.conf"), base_config(
@@ -231,8 +244,7 @@ def test_policy_server_drops_to_user_with_unix_socket(env):
     log = os.path.join(d, "policy.log")
     p = start_daemon("mxguard-policy", conf, log)
     try:
-        up = wait_for(lambda: p.poll() is not None or os.path.exists(pidfile), 10)
-        assert up and p.poll() is None, read(log)
+        wait_pidfile(p, pidfile, log)
         st = proc_status(p.pid)
         assert set(st["Uid"].split()) == {str(NOBODY.pw_uid)}, st["Uid"]
         # No group configured: the user's primary group.
@@ -543,41 +555,12 @@ def test_make_install_layout_and_units_verify(env):
 
 # ---------------------------------------------------------------- main
 
-def main():
+def main(argv):
     global BUILD
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", default="")
-    ap.add_argument("--build", default="build")
-    args = ap.parse_args()
-    BUILD = args.build
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    env = Env()
-    passed = failed = 0
-    started = time.time()
-    try:
-        for test in TESTS:
-            if args.k not in test.__name__:
-                continue
-            if run_one(test, env) == "failed":
-                failed += 1
-            else:
-                passed += 1
-    finally:
-        env.stop()
-    reports = sanitizer_reports(env.workdir, prefix="")
-    if reports:
-        report_failure("operations_logs_have_no_sanitizer_reports", "\n".join(reports[:20]))
-        failed += 1
-    else:
-        print("ok - operations_logs_have_no_sanitizer_reports")
-        passed += 1
-    print("# %.1fs" % (time.time() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    if failed == 0:
-        shutil.rmtree(env.workdir, ignore_errors=True)
-    return 1 if failed else 0
+    pattern, BUILD, _ = parse_args(argv)
+    return run_suite(Env(), selected(TESTS, pattern), log_check=(
+        "operations_logs_have_no_sanitizer_reports", ("",)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

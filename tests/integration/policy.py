@@ -35,7 +35,6 @@ USAGE
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -50,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import (clear_sink, indent, parse_args, run_suite,  # noqa: E402
+                     selected, stop_each, TestFailure)
 from mta import (HarnessError, daemon_config, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  port_accepts, swaks, tail, wait_for)
 
@@ -67,10 +67,6 @@ RECORDS = [
 ACTION = re.compile(rb"\Aaction=([^\n]*)\n\n\Z")
 
 
-class TestFailure(AssertionError):
-    pass
-
-
 def fail(reason, server=None, extra=None):
     parts = [reason]
     if extra:
@@ -82,10 +78,7 @@ def fail(reason, server=None, extra=None):
 
 
 def _indent(text, limit=60):
-    lines = text.rstrip("\n").splitlines()
-    if len(lines) > limit:
-        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
-    return "\n".join("    " + l for l in lines)
+    return indent(text, limit)
 
 
 # ---------------------------------------------------------------- servers
@@ -374,15 +367,8 @@ class Env:
         return server.start()
 
     def stop(self):
-        errors = []
-        for name in ("postfix", "sink", "redis", "dns"):
-            obj = getattr(self, name)
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%s: %s" % (name, e))
+        errors = stop_each((name, getattr(self, name)) for name in
+                           ("postfix", "sink", "redis", "dns"))
         for s in self.servers.values():
             s.kill()
         return errors
@@ -925,76 +911,30 @@ TESTS = [
 
 # ---------------------------------------------------------------- main
 
-
+def servers_exit_0_on_sigterm_and_remove_their_pidfile(env):
+    """Every server must stop cleanly on SIGTERM: exit 0, no pidfile."""
+    if not env.servers:
+        return None
+    problems = []
+    for s in env.servers.values():
+        if s.proc is None or (s.returncode is not None
+                              and not s.running()):
+            continue
+        rc = s.stop()
+        if rc != 0:
+            problems.append("%s: exit status %r after SIGTERM" % (s.name, rc))
+        elif os.path.exists(s.pidfile):
+            problems.append("%s: pidfile left behind" % s.name)
+    return problems
 
 
 def main(argv):
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    build = argv[argv.index("--build") + 1] if "--build" in argv else "build"
-    pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
-    keep = "--keep" in argv
-    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
-    started = time.monotonic()
-    passed = failed = 0
-    env = Env(build, keep=keep)
-    try:
-        try:
-            env.start()
-        except Exception as e:
-            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
-            print("# work directory: %s" % env.workdir)
-            print("0 passed, %d failed" % (len(tests) or 1))
-            return 1
-        for test in tests:
-            env.sink.clear()
-            outcome = run_one(test, env)
-            if outcome == "ok":
-                passed += 1
-            else:
-                failed += 1
-            if outcome == "interrupted":
-                break
-    finally:
-        # Every server must stop cleanly on SIGTERM: exit 0, no pidfile.
-        if env.servers:
-            problems = []
-            for s in env.servers.values():
-                if s.proc is None or (s.returncode is not None
-                                      and not s.running()):
-                    continue
-                rc = s.stop()
-                if rc != 0:
-                    problems.append("%s: exit status %r after SIGTERM" % (s.name, rc))
-                elif os.path.exists(s.pidfile):
-                    problems.append("%s: pidfile left behind" % s.name)
-            if problems:
-                failed += 1
-                report_failure("servers_exit_0_on_sigterm_and_remove_their_pidfile",
-                               "\n".join(problems))
-            else:
-                passed += 1
-                print("ok - servers_exit_0_on_sigterm_and_remove_their_pidfile")
-        errors = env.stop()
-        for e in errors:
-            print("# stopping %s" % e)
-        if env.workdir and env.servers:
-            reports = sanitizer_reports(env.workdir, 'policy-')
-            if reports:
-                failed += 1
-                report_failure("policy_logs_have_no_sanitizer_reports",
-                               "\n".join(reports))
-            else:
-                passed += 1
-                print("ok - policy_logs_have_no_sanitizer_reports")
-        if env.workdir:
-            if failed or keep or errors:
-                print("# work directory kept: %s" % env.workdir)
-            else:
-                shutil.rmtree(env.workdir, ignore_errors=True)
-    print("# %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    pattern, build, keep = parse_args(argv)
+    return run_suite(
+        Env(build, keep=keep), selected(TESTS, pattern), keep,
+        before_each=clear_sink,
+        stop_checks=[servers_exit_0_on_sigterm_and_remove_their_pidfile],
+        log_check=("policy_logs_have_no_sanitizer_reports", ("policy-",)))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ USAGE
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,7 +56,8 @@ BUILD = sys.argv[sys.argv.index("--build") + 1] if "--build" in sys.argv \
 # The milter's binary must be known before the harness is imported.
 os.environ["MXGUARD_MILTER"] = os.path.join(ROOT, BUILD, "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import (clear_sink_and_redis, disabled, indent,  # noqa: E402
+                     parse_args, run_suite, selected, stop_each, TestFailure)
 from mta import (Milter, Postfix, Redis, SmtpSink, free_port,  # noqa: E402
                  swaks, tail, wait_for)
 from policy import Client, PolicyServer, next_instance, request  # noqa: E402
@@ -66,62 +65,31 @@ from policy import Client, PolicyServer, next_instance, request  # noqa: E402
 CLI = os.path.join(ROOT, BUILD, "mxguard")
 T_MESSAGES = 5          # seconds per message of a 12/1m rule
 
+# name, key, rate, burst, count, action, and any more lines
+RULE_ROWS = [
+    ("per-client", "client_ip", "12/1m", 3, "messages", "defer", ""),
+    ("per-sender", "sender", "12/1m", 4, "messages", "defer", ""),
+    ("per-domain", "rcpt_domain", "50/1h", 50, "recipients", "defer", ""),
+    ("per-user", "sasl_user", "12/1m", 2, "recipients", "reject", ""),
+    ("bytes", "client_ip", "600K/1m", "12K", "bytes", "defer", ""),
+    ("conn", "client_net", "12/1m", 8, "connections", "defer", ""),
+    ("noisy", "sender_domain", "12/1m", 5, "messages", "score",
+     "score = 3.5\n"),
+]
+
 RULES = """\
 [ratelimit]
 on_error = {on_error}
 skip_networks = 10.250.0.0/24
 skip_recipients = postmaster@
-
-[ratelimit per-client]
-key = client_ip
-rate = 12/1m
-burst = 3
-count = messages
-action = defer
-
-[ratelimit per-sender]
-key = sender
-rate = 12/1m
-burst = 4
-count = messages
-action = defer
-
-[ratelimit per-domain]
-key = rcpt_domain
-rate = 50/1h
-burst = 50
-count = recipients
-action = defer
-
-[ratelimit per-user]
-key = sasl_user
-rate = 12/1m
-burst = 2
-count = recipients
-action = reject
-
-[ratelimit bytes]
-key = client_ip
-rate = 600K/1m
-burst = 12K
-count = bytes
-action = defer
-
-[ratelimit conn]
-key = client_net
-rate = 12/1m
-burst = 8
-count = connections
-action = defer
-
-[ratelimit noisy]
-key = sender_domain
-rate = 12/1m
-burst = 5
-count = messages
-action = score
-score = 3.5
-"""
+""" + "".join("""
+[ratelimit %s]
+key = %s
+rate = %s
+burst = %s
+count = %s
+action = %s
+%s""" % row for row in RULE_ROWS)
 
 COMMON = """\
 [dns]
@@ -129,18 +97,7 @@ nameserver = 127.0.0.1@9
 timeout = 300ms
 on_error = accept
 
-[spf]
-enabled = no
-
-[dkim]
-enabled = no
-
-[dmarc]
-enabled = no
-
-[rules]
-enabled = no
-
+""" + disabled("spf", "dkim", "dmarc", "rules") + """
 [redis]
 server = 127.0.0.1:{redis_port}
 connect_timeout = 500ms
@@ -175,17 +132,6 @@ log_level = info
 
 """ + COMMON + "\n" + RULES).format(port=port, redis_port=redis_port,
                                      on_error="accept")
-
-
-class TestFailure(AssertionError):
-    pass
-
-
-def _indent(text, limit=40):
-    lines = text.rstrip("\n").splitlines()
-    if len(lines) > limit:
-        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
-    return "\n".join("    " + l for l in lines)
 
 
 # ---------------------------------------------------------------- environment
@@ -235,14 +181,9 @@ class Env:
         return self.pa.config_path
 
     def stop(self):
-        errors = []
-        for obj in (self.mx_a, self.mx_b, self.milter, self.sink, self.redis):
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%r: %s" % (obj, e))
+        errors = stop_each((repr(obj), obj) for obj in
+                           (self.mx_a, self.mx_b, self.milter, self.sink,
+                            self.redis))
         for s in (self.pa, self.pb, self.strict):
             if s is not None:
                 s.kill()
@@ -267,18 +208,18 @@ def fail(env, reason, res=None, server=None):
         parts.append("swaks exit %s, decisive reply: %s (stage %s)\n"
                      "transcript:\n%s" % (res.rc, res.final, res.final.stage
                                           if res.final else "-",
-                                          _indent(res.transcript)))
+                                          indent(res.transcript)))
         lines = [l for l in res.mx.log().splitlines()
                  if "[%s]" % res.client in l]
         parts.append("postfix log for %s:\n%s" % (res.client,
-                                                  _indent("\n".join(lines), 15)))
+                                                  indent("\n".join(lines), 15)))
         if res.mx is env.mx_b:
-            parts.append("milter log:\n%s" % _indent(env.milter.log(), 20))
+            parts.append("milter log:\n%s" % indent(env.milter.log(), 20))
     if server is None and res is not None and res.mx is env.mx_a:
         server = env.pa
     if server is not None:
         parts.append("%s log:\n%s" % (server.name,
-                                      _indent(tail(server.log_path, 25))))
+                                      indent(tail(server.log_path, 25))))
     raise TestFailure("\n".join(parts))
 
 
@@ -743,72 +684,24 @@ TESTS = [
 
 # ---------------------------------------------------------------- runner
 
+def policy_servers_exit_0_on_sigterm(env):
+    problems = []
+    for s in (env.pa, env.pb, env.strict):
+        if s is None or s.proc is None:
+            continue
+        rc = s.stop()
+        if rc != 0:
+            problems.append("%s: exit status %r after SIGTERM" % (s.name, rc))
+    return problems if env.pa is not None else None
+
+
 def main(argv):
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    keep = "--keep" in argv
-    pattern = argv[argv.index("-k") + 1] if "-k" in argv else None
-    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
-    started = time.monotonic()
-    passed = failed = 0
-    env = Env(keep=keep)
-    try:
-        try:
-            env.start()
-        except Exception as e:
-            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
-            print("# work directory: %s" % env.workdir)
-            print("0 passed, %d failed" % (len(tests) or 1))
-            return 1
-        for test in tests:
-            env.sink.clear()
-            if not env.redis.ping():
-                env.redis.start()
-            env.redis.command("FLUSHALL")
-            outcome = run_one(test, env)
-            if outcome == "ok":
-                passed += 1
-            else:
-                failed += 1
-            if outcome == "interrupted":
-                break
-    finally:
-        problems = []
-        for s in (env.pa, env.pb, env.strict):
-            if s is None or s.proc is None:
-                continue
-            rc = s.stop()
-            if rc != 0:
-                problems.append("%s: exit status %r after SIGTERM" % (s.name, rc))
-        if env.pa is not None:
-            if problems:
-                failed += 1
-                report_failure("policy_servers_exit_0_on_sigterm",
-                               "\n".join(problems))
-            else:
-                passed += 1
-                print("ok - policy_servers_exit_0_on_sigterm")
-        errors = env.stop()
-        for e in errors:
-            print("# stopping %s" % e)
-        if env.workdir and tests:
-            reports = sanitizer_reports(env.workdir, "policy-") + \
-                sanitizer_reports(env.workdir, "milter")
-            if reports:
-                failed += 1
-                report_failure("daemon_logs_have_no_sanitizer_reports",
-                               "\n".join(reports))
-            else:
-                passed += 1
-                print("ok - daemon_logs_have_no_sanitizer_reports")
-        if env.workdir:
-            if failed or keep or errors:
-                print("# work directory kept: %s" % env.workdir)
-            else:
-                shutil.rmtree(env.workdir, ignore_errors=True)
-    print("# %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or errors else 0
+    pattern, _, keep = parse_args(argv)
+    return run_suite(Env(keep=keep), selected(TESTS, pattern), keep,
+                     before_each=clear_sink_and_redis,
+                     stop_checks=[policy_servers_exit_0_on_sigterm],
+                     log_check=("daemon_logs_have_no_sanitizer_reports",
+                                ("policy-", "milter")))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ ENVIRONMENT
 
 import os
 import re
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -49,7 +47,8 @@ if "--build" in sys.argv:
     os.environ["MXGUARD_MILTER"] = os.path.join(
         HERE, "..", "..", _build, "mxguard-milter")
 
-from testrun import exit_on_signal, report_failure, run_one, sanitizer_reports  # noqa: E402
+from testrun import (clear_sink, indent, parse_args, run_suite,  # noqa: E402
+                     selected, stop_each, TestFailure)
 from mta import (Milter, MilterShutdownError, Postfix, Redis, SmtpSink,  # noqa: E402
                  free_port, swaks, wait_for)
 from dkimkeys import KeyPair, make_message, sign_dkimpy  # noqa: E402
@@ -155,16 +154,8 @@ class Env:
         return self
 
     def stop(self):
-        errors = []
-        for name in ("postfix", "milter", "sink", "redis", "dns"):
-            obj = getattr(self, name)
-            if obj is None:
-                continue
-            try:
-                obj.stop()
-            except Exception as e:
-                errors.append("%s: %s" % (name, e))
-        return errors
+        return stop_each((name, getattr(self, name)) for name in
+                         ("postfix", "milter", "sink", "redis", "dns"))
 
     def milter_text(self, **overrides):
         return milter_config(self.milter_port, self.dns.address, self.workdir,
@@ -239,15 +230,8 @@ class Env:
 
 # ---------------------------------------------------------------- assertions
 
-class TestFailure(AssertionError):
-    pass
-
-
 def _indent(text, limit=60):
-    lines = text.rstrip("\n").splitlines()
-    if len(lines) > limit:
-        lines = ["... (%d lines cut)" % (len(lines) - limit)] + lines[-limit:]
-    return "\n".join("    " + l for l in lines)
+    return indent(text, limit)
 
 
 def fail(reason, res=None, env=None, extra=None):
@@ -690,56 +674,9 @@ TESTS = [
 # ---------------------------------------------------------------- runner
 
 def main(argv):
-    signal.signal(signal.SIGTERM, exit_on_signal)
-    signal.signal(signal.SIGHUP, exit_on_signal)
-    keep = "--keep" in argv
-    pattern = None
-    if "-k" in argv:
-        pattern = argv[argv.index("-k") + 1]
-    tests = [t for t in TESTS if pattern is None or pattern in t.__name__]
-    started = time.monotonic()
-    passed = failed = 0
-    env = Env(keep=keep)
-    try:
-        try:
-            env.start()
-        except Exception as e:
-            report_failure("environment_starts", "%s: %s" % (type(e).__name__, e))
-            print("# work directory: %s" % env.workdir)
-            print("0 passed, %d failed" % (len(tests) or 1))
-            return 1
-        for test in tests:
-            env.sink.clear()
-            outcome = run_one(test, env)
-            if outcome == "ok":
-                passed += 1
-            else:
-                failed += 1
-            if outcome == "interrupted":
-                break
-    finally:
-        errors = env.stop()
-        for e in errors:
-            print("# stopping %s" % e)
-        # Sanitizer builds report at the moment of the error or, for
-        # leaks, at exit: read every milter log once all have stopped.
-        if env.workdir and tests:
-            reports = sanitizer_reports(env.workdir)
-            if reports:
-                failed += 1
-                report_failure("milter_logs_have_no_sanitizer_reports",
-                               "\n".join(reports))
-            else:
-                passed += 1
-                print("ok - milter_logs_have_no_sanitizer_reports")
-        if env.workdir:
-            if failed or keep or errors:
-                print("# work directory kept: %s" % env.workdir)
-            else:
-                shutil.rmtree(env.workdir, ignore_errors=True)
-    print("# %.1fs" % (time.monotonic() - started))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or errors else 0
+    pattern, _, keep = parse_args(argv)
+    return run_suite(Env(keep=keep), selected(TESTS, pattern), keep,
+                     before_each=clear_sink)
 
 
 if __name__ == "__main__":
