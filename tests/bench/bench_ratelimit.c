@@ -47,16 +47,9 @@
 #include "../../lib/strbuf.h"
 #include "benchutil.h"
 
-struct target {
-	bool unix_socket;
-	char path[108];
-	char host[128];
-	char port[16];
-};
-
 struct conn {
 	pthread_t tid;
-	const struct target *target;
+	const struct bench_target *target;
 	unsigned long requests;
 	unsigned int id;
 	unsigned long keys;
@@ -75,79 +68,6 @@ usage(FILE *out)
 	fprintf(out, "usage: bench_ratelimit -c CONF [-m CONNECTIONS] "
 	    "[-n REQUESTS] [-k KEYS]\n"
 	    "                       [-S ADDRESS] [-s SEED] [-p NAME=PID]...\n");
-}
-
-/* inet:PORT@HOST, inet6:PORT@HOST, inet:PORT, unix:/PATH, local:/PATH */
-static int
-parse_target(const char *spec, struct target *t)
-{
-	memset(t, 0, sizeof(*t));
-	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
-		const char *path = strchr(spec, ':') + 1;
-
-		if (strlen(path) >= sizeof(t->path))
-			return -1;
-		t->unix_socket = true;
-		strcpy(t->path, path);
-		return 0;
-	}
-	if (strncmp(spec, "inet:", 5) != 0 && strncmp(spec, "inet6:", 6) != 0)
-		return -1;
-	const char *p = strchr(spec, ':') + 1;
-	const char *at = strchr(p, '@');
-	size_t plen = at ? (size_t)(at - p) : strlen(p);
-
-	if (plen == 0 || plen >= sizeof(t->port))
-		return -1;
-	memcpy(t->port, p, plen);
-	snprintf(t->host, sizeof(t->host), "%s", at && at[1] ? at + 1 :
-	    strncmp(spec, "inet6:", 6) == 0 ? "::1" : "127.0.0.1");
-	return 0;
-}
-
-static int
-connect_target(const struct target *t, char *err, size_t errlen)
-{
-	int fd = -1, one = 1;
-
-	if (t->unix_socket) {
-		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-
-		strcpy(sun.sun_path, t->path);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
-		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-			snprintf(err, errlen, "unix:%s: %s", t->path,
-			    strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		return fd;
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
-	int rc = getaddrinfo(t->host, t->port, &hints, &res);
-
-	if (rc != 0) {
-		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
-		    gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	if (fd < 0)
-		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
-		    strerror(errno));
-	freeaddrinfo(res);
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
 }
 
 /* A request as Postfix 3.7's smtpd sends it at RCPT TO, after SASL
@@ -287,7 +207,7 @@ conn_main(void *arg)
 	struct conn *c = arg;
 	struct strbuf req = STRBUF_INIT;
 	char answer[4096];
-	int fd = connect_target(c->target, c->error, sizeof(c->error));
+	int fd = bench_target_connect(c->target, c->error, sizeof(c->error));
 
 	pthread_barrier_wait(&start_line);
 	if (fd < 0) {
@@ -380,10 +300,10 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	struct target target;
+	struct bench_target target;
 	if (address == NULL)
 		address = cfg->policy.listen;
-	if (parse_target(address, &target) != 0) {
+	if (bench_target_parse(address, &target) != 0) {
 		fprintf(stderr, "bench_ratelimit: '%s' is not inet:PORT@HOST "
 		    "or unix:/PATH\n", address);
 		config_free(cfg);

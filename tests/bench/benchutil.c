@@ -5,12 +5,18 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -736,4 +742,78 @@ bench_mail_free(struct bench_mail *mails, size_t n)
 		free(mails[i].rcpt);
 	}
 	free(mails);
+}
+
+/* inet:PORT@HOST, inet6:PORT@HOST, inet:PORT, unix:/PATH, local:/PATH */
+int
+bench_target_parse(const char *spec, struct bench_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+		const char *path = strchr(spec, ':') + 1;
+
+		if (strlen(path) >= sizeof(t->path))
+			return -1;
+		t->unix_socket = true;
+		strcpy(t->path, path);
+		return 0;
+	}
+	if (strncmp(spec, "inet:", 5) != 0 && strncmp(spec, "inet6:", 6) != 0)
+		return -1;
+	const char *p = strchr(spec, ':') + 1;
+	const char *at = strchr(p, '@');
+	size_t plen = at ? (size_t)(at - p) : strlen(p);
+
+	if (plen == 0 || plen >= sizeof(t->port))
+		return -1;
+	memcpy(t->port, p, plen);
+	snprintf(t->host, sizeof(t->host), "%s", at && at[1] ? at + 1 :
+	    strncmp(spec, "inet6:", 6) == 0 ? "::1" : "127.0.0.1");
+	return 0;
+}
+
+int
+bench_target_connect(const struct bench_target *t, char *err, size_t errlen)
+{
+	int fd = -1, one = 1;
+
+	if (t->unix_socket) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+		strcpy(sun.sun_path, t->path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			snprintf(err, errlen, "unix:%s: %s", t->path,
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	int rc = getaddrinfo(t->host, t->port, &hints, &res);
+
+	if (rc != 0) {
+		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		snprintf(err, errlen, "%s:%s: %s", t->host, t->port,
+		    strerror(errno));
+	freeaddrinfo(res);
+	/* Postfix writes a request at once; so do we. */
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
 }

@@ -83,6 +83,7 @@
 #ifndef MXG_BENCHUTIL_H
 #define MXG_BENCHUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -204,6 +205,20 @@ void bench_mail_free(struct bench_mail *mails, size_t n);
 
 /* Splits a comma-separated list into a NULL-terminated array (caller
  * frees the array and its strings with bench_list_free). */
+/* A policy server's address as the config spells it ([policy] listen):
+ * inet:PORT@HOST, inet6:PORT@HOST, inet:PORT, unix:/PATH, local:/PATH.
+ * bench_target_connect returns a connected socket (TCP_NODELAY) or -1
+ * with err. */
+struct bench_target {
+	bool unix_socket;
+	char path[108];
+	char host[128];
+	char port[16];
+};
+int bench_target_parse(const char *spec, struct bench_target *t);
+int bench_target_connect(const struct bench_target *t, char *err,
+    size_t errlen);
+
 char **bench_list_split(const char *text);
 void bench_list_free(char **list);
 
