@@ -125,44 +125,6 @@ format_request(struct strbuf *sb, const struct bench_triplet *tr,
 	    "unknown", tr->helo, tr->sender, tr->rcpt, conn_id, n);
 }
 
-static bool
-send_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		data += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-/* Reads one answer ("action=...\n\n") into buf; false on EOF or error. */
-static bool
-read_answer(int fd, char *buf, size_t size, size_t *len)
-{
-	*len = 0;
-	for (;;) {
-		ssize_t n;
-
-		if (*len >= 2 && buf[*len - 1] == '\n' && buf[*len - 2] == '\n')
-			return true;
-		if (*len + 1 >= size)
-			return false;
-		n = recv(fd, buf + *len, size - 1 - *len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		*len += (size_t)n;
-		buf[*len] = '\0';
-	}
-}
-
 /* The kind of action, as a static name for the tally. */
 static const char *
 action_kind(const char *answer)
@@ -212,11 +174,11 @@ exchange(int fd, struct strbuf *req, char *error, size_t errlen)
 	size_t len;
 	const char *kind;
 
-	if (!send_all(fd, req->data, req->len)) {
+	if (!bench_send_all(fd, req->data, req->len)) {
 		snprintf(error, errlen, "send: %s", strerror(errno));
 		return NULL;
 	}
-	if (!read_answer(fd, answer, sizeof(answer), &len)) {
+	if (!bench_read_answer(fd, answer, sizeof(answer), &len)) {
 		snprintf(error, errlen, "no complete answer (%zu bytes)", len);
 		return NULL;
 	}

@@ -125,43 +125,6 @@ format_request(struct strbuf *sb, struct conn *c, unsigned long n)
 	    (unsigned long long)user);
 }
 
-static bool
-send_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		data += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool
-read_answer(int fd, char *buf, size_t size, size_t *len)
-{
-	*len = 0;
-	for (;;) {
-		ssize_t n;
-
-		if (*len >= 2 && buf[*len - 1] == '\n' && buf[*len - 2] == '\n')
-			return true;
-		if (*len + 1 >= size)
-			return false;
-		n = recv(fd, buf + *len, size - 1 - *len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		*len += (size_t)n;
-		buf[*len] = '\0';
-	}
-}
-
 /* The kind of answer, a static name for the tally: a 450 by the word
  * after "for" (client, network, sender ...). */
 static const char *
@@ -220,13 +183,13 @@ conn_main(void *arg)
 
 		format_request(&req, c, i);
 		uint64_t t0 = bench_now_ns();
-		if (!send_all(fd, req.data, req.len)) {
+		if (!bench_send_all(fd, req.data, req.len)) {
 			snprintf(c->error, sizeof(c->error), "send: %s",
 			    strerror(errno));
 			c->failed = true;
 			break;
 		}
-		if (!read_answer(fd, answer, sizeof(answer), &len)) {
+		if (!bench_read_answer(fd, answer, sizeof(answer), &len)) {
 			snprintf(c->error, sizeof(c->error), "no complete "
 			    "answer (%zu bytes)", len);
 			c->failed = true;

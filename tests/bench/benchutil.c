@@ -817,3 +817,40 @@ bench_target_connect(const struct bench_target *t, char *err, size_t errlen)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
+
+bool
+bench_send_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		data += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+bool
+bench_read_answer(int fd, char *buf, size_t size, size_t *len)
+{
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (*len >= 2 && buf[*len - 1] == '\n' && buf[*len - 2] == '\n')
+			return true;
+		if (*len + 1 >= size)
+			return false;
+		n = recv(fd, buf + *len, size - 1 - *len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+		buf[*len] = '\0';
+	}
+}

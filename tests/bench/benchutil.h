@@ -218,6 +218,11 @@ struct bench_target {
 int bench_target_parse(const char *spec, struct bench_target *t);
 int bench_target_connect(const struct bench_target *t, char *err,
     size_t errlen);
+/* All of data to fd (no SIGPIPE); false on error. */
+bool bench_send_all(int fd, const char *data, size_t len);
+/* One policy answer ("action=...\n\n") into buf, NUL-terminated; false
+ * on EOF, error or an answer longer than size - 1. */
+bool bench_read_answer(int fd, char *buf, size_t size, size_t *len);
 
 char **bench_list_split(const char *text);
 void bench_list_free(char **list);
