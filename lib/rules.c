@@ -19,6 +19,7 @@
 
 #include "message.h"
 #include "mxg.h"
+#include "sa_eval.h"
 
 #define RULES_LINE_MAX 65536
 #define RULES_INCLUDE_DEPTH 8
@@ -46,6 +47,7 @@ enum rule_type {
 	RULE_URI,
 	RULE_META,
 	RULE_OPAQUE,		/* SpamAssassin runs it, this engine cannot */
+	RULE_EVAL,		/* an eval: test sa_eval.h runs */
 };
 
 /* Header modifiers (Name:raw:addr ...). */
@@ -88,6 +90,7 @@ struct rule {
 	char *pattern;		/* the regex as SpamAssassin keeps it */
 	pcre2_code *re;
 	struct meta_node *meta;
+	struct sa_eval_call call;	/* RULE_EVAL */
 	double scores[4];
 	bool has_score;
 	double score;		/* the one in force */
@@ -266,6 +269,7 @@ rule_clear_test(struct rule *r)
 	r->hmods = 0;
 	r->broken = false;
 	r->dns = false;
+	memset(&r->call, 0, sizeof(r->call));
 }
 
 /* Strips a comment (an unescaped '#') and trailing blanks; "\#" -> "#". */
@@ -1344,6 +1348,11 @@ parse_line(struct loader *ld, char *line, const char *file, int lineno)
 	struct rule *r = rule_get(ld->set, name);
 	rule_clear_test(r);
 	set_where(r, file, lineno);
+	if (type == RULE_HEADER && strncmp(test_text, "eval:", 5) == 0 &&
+	    sa_eval_parse(rest, &r->call)) {
+		r->type = RULE_EVAL;	/* one this engine runs */
+		return;
+	}
 	if (strncmp(test_text, "eval:", 5) == 0) {
 		/* SpamAssassin runs it: its result is unknown here */
 		WARN(ld, file, lineno, "eval: test", "%s %s: eval: tests are "
@@ -2127,6 +2136,8 @@ struct run {
 	struct strbuf full;
 	bool full_built;
 	int limit_hits;
+	bool date_diff_done;
+	long long date_diff;	/* check_for_shifted_date's, in seconds */
 };
 
 static void
@@ -3599,6 +3610,68 @@ header_count(struct run *run, const struct rule *r)
 	return r->negate ? !m : m;
 }
 
+/* The values of one header as get() joins them (decoded, a newline after
+ * each) into out; false when there is none. */
+static bool
+header_joined(struct run *run, const char *const *names, struct strbuf *out)
+{
+	GPtrArray *vals = g_ptr_array_new_with_free_func(free);
+
+	for (const char *const *n = names; *n != NULL; n++)
+		header_values(run, *n, HFORM_DECODED, vals);
+	for (guint i = 0; i < vals->len; i++)
+		strbuf_puts(out, g_ptr_array_index(vals, i));
+	bool any = vals->len > 0;
+	g_ptr_array_free(vals, TRUE);
+	return any;
+}
+
+/* An eval: test of sa_eval.h over this message: 1 when it hits. */
+static int
+eval_value(struct run *run, const struct rule *r)
+{
+	static const char *const received[] = {"Received", NULL};
+	static const char *const date[] = {"Date", NULL};
+	static const char *const msgids[] = {"X-Message-Id",
+	    "Resent-Message-Id", "X-Original-Message-ID", "Message-Id", NULL};
+	struct strbuf rcvd = STRBUF_INIT;
+	int hit = 0;
+
+	switch (r->call.fn) {
+	case SA_EVAL_SHIFTED_DATE:
+		if (!run->date_diff_done) {
+			GPtrArray *dates = g_ptr_array_new_with_free_func(free);
+
+			/* Resent-Date: first, then Date: */
+			header_values(run, "Resent-Date", HFORM_DECODED, dates);
+			header_values(run, "Date", HFORM_DECODED, dates);
+			header_joined(run, received, &rcvd);
+			run->date_diff = sa_date_diff((const char *const *)
+			    dates->pdata, dates->len, rcvd.data, rcvd.len);
+			run->date_diff_done = true;
+			g_ptr_array_free(dates, TRUE);
+		}
+		hit = sa_shifted_date_hits(&r->call, run->date_diff);
+		break;
+	case SA_EVAL_OUTLOOK_MSGID: {
+		struct strbuf id = STRBUF_INIT, d = STRBUF_INIT;
+
+		header_joined(run, msgids, &id);
+		header_joined(run, date, &d);
+		header_joined(run, received, &rcvd);
+		hit = sa_outlook_msgid_hits(id.data, id.len, d.data, d.len,
+		    rcvd.data, rcvd.len);
+		strbuf_free(&id);
+		strbuf_free(&d);
+		break;
+	}
+	default:
+		break;
+	}
+	strbuf_free(&rcvd);
+	return hit;
+}
+
 /* Hit count of rule i, worked out once per message. */
 static struct ival
 rule_value(struct run *run, size_t i)
@@ -3624,6 +3697,10 @@ rule_value(struct run *run, size_t i)
 		break;
 	case RULE_HEADER:
 		n = header_count(run, r);
+		v = iv(n, n);
+		break;
+	case RULE_EVAL:
+		n = eval_value(run, r);
 		v = iv(n, n);
 		break;
 	case RULE_BODY:

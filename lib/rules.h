@@ -16,6 +16,12 @@
  * text URIs), # comments. Regexes: /re/flags or m{re}flags with any
  * delimiter, flags i s m x.
  *
+ * Two header eval: tests run here, as SpamAssassin's HeaderEval plugin
+ * runs them (lib/sa_eval.h): check_for_shifted_date('min', 'max') (each
+ * a number or 'undef'; DATE_IN_PAST_*, DATE_IN_FUTURE_*) and
+ * check_outlook_message_id() (MSGID_OUTLOOK_INVALID). Their results are
+ * known, 0 or 1; a message without a readable date does not hit.
+ *
  * What each rule type sees, as SpamAssassin builds it:
  *   header  the header's values (decoded, unfolded, trimmed, a newline
  *           after each; Received, Message-ID, Date, References, List-*
@@ -43,7 +49,8 @@
  * would; a false block, and the other branch of an else, are skipped.
  *
  * Tests SpamAssassin runs and this engine cannot are kept as unknowns:
- * eval: tests, mimeheader, uri_detail and DNS-list rules (askdns,
+ * the other eval: tests (and these two with other arguments, or outside
+ * a header rule), mimeheader, uri_detail and DNS-list rules (askdns,
  * urirhssub, ...), header rules on what SpamAssassin computes itself
  * (X-Spam-Relays-*, ALL-TRUSTED and the like, EnvelopeFrom) or with
  * :host :domain :ip :revip, %{...} capture templates, and regexes too

@@ -27,6 +27,7 @@
 #include "../../lib/mime.h"
 #include "../../lib/mxg.h"
 #include "../../lib/rules.h"
+#include "../../lib/sa_eval.h"
 
 #define KB 1024
 #define LINE_MAX_BYTES 65534	/* the longest rule line, newline excluded */
@@ -2410,6 +2411,309 @@ test_rules_regex_too_large_for_pcre2_is_unknown(void **state)
 	expect_hits("too large", f, "NOT_R", false);
 }
 
+/* ---- eval: tests run here (lib/sa_eval.h) ---- */
+
+/* The stock date rules (20_head_tests.cf, 72_active.cf) and the Outlook
+ * one, with a meta over each kind to show they are known. */
+static const char date_rules[] =
+    "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+    "header DATE_IN_PAST_06_12 eval:check_for_shifted_date('-12', '-6')\n"
+    "header DATE_IN_PAST_12_24 eval:check_for_shifted_date('-24', '-12')\n"
+    "header DATE_IN_PAST_24_48 eval:check_for_shifted_date('-48', '-24')\n"
+    "header DATE_IN_PAST_96_XX eval:check_for_shifted_date('undef', '-96')\n"
+    "header DATE_IN_FUTURE_03_06 eval:check_for_shifted_date('3', '6')\n"
+    "header DATE_IN_FUTURE_06_12 eval:check_for_shifted_date('6', '12')\n"
+    "header DATE_IN_FUTURE_12_24 eval:check_for_shifted_date('12', '24')\n"
+    "header DATE_IN_FUTURE_24_48 eval:check_for_shifted_date('24', '48')\n"
+    "header DATE_IN_FUTURE_48_96 eval:check_for_shifted_date('48', '96')\n"
+    "header DATE_IN_FUTURE_Q_PLUS eval:check_for_shifted_date('2920', 'undef')\n"
+    "header MSGID_OUTLOOK_INVALID eval:check_outlook_message_id()\n"
+    "meta M_NOT_PAST !DATE_IN_PAST_03_06\n"
+    "meta M_NOT_OUTLOOK !MSGID_OUTLOOK_INVALID\n";
+
+static const char date_rule_names[] =
+    "DATE_IN_PAST_03_06 DATE_IN_PAST_06_12 DATE_IN_PAST_12_24 "
+    "DATE_IN_PAST_24_48 DATE_IN_PAST_96_XX DATE_IN_FUTURE_03_06 "
+    "DATE_IN_FUTURE_06_12 DATE_IN_FUTURE_12_24 DATE_IN_FUTURE_24_48 "
+    "DATE_IN_FUTURE_48_96 DATE_IN_FUTURE_Q_PLUS MSGID_OUTLOOK_INVALID";
+
+#define RCVD(date) "Received: from mail.example.net (mail.example.net " \
+    "[192.0.2.1]) by mx.example.org with ESMTP id ABC; " date "\n"
+#define TAIL "From: a@example.com\nTo: b@example.org\n" \
+    "Subject: test message here\n\nHello there, this is a body.\n"
+
+/* Runs the date rules over each message: exactly the listed ones hit. */
+struct date_case {
+	const char *label;
+	const char *message;
+	const char *hits;	/* of date_rule_names; "" for none */
+};
+
+static void
+expect_date_cases(struct fixture *f, const struct date_case *rows,
+    size_t nrows)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		char names[sizeof(date_rule_names)], *cursor = NULL;
+
+		use_message(f, rows[i].message);
+		run(f);
+		snprintf(names, sizeof(names), "%s", date_rule_names);
+		for (char *n = strtok_r(names, " ", &cursor); n != NULL;
+		    n = strtok_r(NULL, " ", &cursor)) {
+			char what[300];
+			const char *h = strstr(rows[i].hits, n);
+			bool want = h != NULL && (h[strlen(n)] == '\0' ||
+			    h[strlen(n)] == ' ');
+
+			snprintf(what, sizeof(what), "%s: %s %s",
+			    rows[i].label, n, want ? "hits" : "does not hit");
+			EXPECT_INT(what, hit_count(rows[i].label, f, n) > 0,
+			    want);
+		}
+	}
+}
+
+/*
+ * check_for_shifted_date as SpamAssassin's HeaderEval works it out: Date
+ * (Resent-Date first) minus the Received: time closest to it, the last
+ * hop's left out when it is exactly the date. Expectations from its
+ * algorithm, confirmed with `spamassassin -L -t` (Debian, 4.0).
+ */
+static void
+test_rules_shifted_date_as_spamassassin(void **state)
+{
+	static const struct date_case rows[] = {
+		{"4.5 hours in the past",
+		    RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"7 hours in the future",
+		    RCVD("Wed, 10 Jan 2024 05:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_FUTURE_06_12"},
+		{"100 hours in the past",
+		    RCVD("Sun, 14 Jan 2024 16:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_96_XX"},
+		{"a year in the future: 2920 hours or more",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Fri, 10 Jan 2025 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_FUTURE_Q_PLUS"},
+		{"named zone EST is -0500: half an hour, no hit",
+		    RCVD("Wed, 10 Jan 2024 12:30:00 +0000")
+		    "Date: Wed, 10 Jan 2024 07:00:00 EST\n" TAIL, ""},
+		{"unknown zone name counts as -0000",
+		    RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 XYZ\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"two-digit year 24 is 2024",
+		    RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: 10 Jan 24 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"the Received: time closest to the date counts",
+		    RCVD("Thu, 11 Jan 2024 08:00:00 +0000")
+		    RCVD("Wed, 10 Jan 2024 17:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"a last hop stamped with the date itself is left out",
+		    RCVD("Wed, 10 Jan 2024 16:00:00 +0000")
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"asctime date: its time is lost, midnight is -12h exactly",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed Jan 10 12:00:00 2024\n" TAIL,
+		    "DATE_IN_PAST_06_12"},
+		{"Resent-Date: wins over Date:",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Resent-Date: Wed, 10 Jan 2024 19:00:00 +0000\n"
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_FUTURE_06_12"},
+		{"fetchmail's own two headers on top are left out",
+		    "Received: from localhost [127.0.0.1] by me.example with "
+		    "POP3; Wed, 10 Jan 2024 12:30:00 +0000\n"
+		    "Received: from pop.example by localhost with POP3 "
+		    "(fetchmail-6.4.37) for <me@localhost> (single-drop); "
+		    "Wed, 10 Jan 2024 12:30:00 +0000\n"
+		    RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL,
+		    "DATE_IN_PAST_03_06"},
+		{"on time", RCVD("Wed, 10 Jan 2024 12:10:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL, ""},
+	};
+	struct fixture *f = *state;
+
+	load_text(f, date_rules);
+	expect_no_diags("date rules", f);
+	EXPECT_INT("date rules: loaded", f->report.loaded, 14);
+	EXPECT_INT("date rules: skipped", f->report.skipped, 0);
+	expect_date_cases(f, rows, NELEM(rows));
+	/* known results: a meta over a miss hits */
+	expect_hits("date rules, on time", f, "M_NOT_PAST M_NOT_OUTLOOK", true);
+}
+
+/*
+ * check_outlook_message_id: a Message-ID <XXXXTTTTTTTT$...$...@ whose
+ * token T is 250 or more from int(time * 0.0023283064365387 +
+ * 27111902.8329849) for the Date: time and for the Received: time (0 for
+ * one that does not parse). 2024-01-10 12:00 UTC gives 0x01da43bc.
+ */
+static void
+test_rules_outlook_message_id_as_spamassassin(void **state)
+{
+	static const struct date_case rows[] = {
+		{"token of the date",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n"
+		    "Message-ID: <000001da43bc$0000abcd$0000ef01@h.example>\n"
+		    TAIL, ""},
+		{"token 250 off both times",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n"
+		    "Message-ID: <000001da44b6$0000abcd$0000ef01@h.example>\n"
+		    TAIL, "MSGID_OUTLOOK_INVALID"},
+		{"token 249 off",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n"
+		    "Message-ID: <000001da44b5$0000abcd$0000ef01@h.example>\n"
+		    TAIL, ""},
+		{"date off, Received: time fits",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Sat, 10 Feb 2024 12:00:00 +0000\n"
+		    "Message-ID: <000001da43bc$0000abcd$0000ef01@h.example>\n"
+		    TAIL, ""},
+		{"no Date, no Received: time 0, token 10 off its 0x019db1de",
+		    "Message-ID: <0000019db1e8$0000abcd$0000ef01@h.example>\n"
+		    TAIL, ""},
+		{"no Date, no Received: any other token hits",
+		    "Message-ID: <000001da43bc$0000abcd$0000ef01@h.example>\n"
+		    TAIL, "MSGID_OUTLOOK_INVALID"},
+		{"upper-case hex is not Outlook's form",
+		    RCVD("Wed, 10 Jan 2024 12:00:00 +0000")
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n"
+		    "Message-ID: <000001DA44B6$0000ABCD$0000EF01@h.example>\n"
+		    TAIL, ""},
+	};
+	struct fixture *f = *state;
+
+	load_text(f, date_rules);
+	expect_date_cases(f, rows, NELEM(rows));
+}
+
+/* Input these tests cannot read is a clear no-hit, never a crash. */
+static void
+test_rules_date_evals_on_bad_input_do_not_hit(void **state)
+{
+	static const struct date_case rows[] = {
+		{"no Date:", RCVD("Wed, 10 Jan 2024 16:30:00 +0000") TAIL, ""},
+		{"garbage Date:", RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: tomorrow at noon\n" TAIL, ""},
+		{"day 0 does not parse", RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+		    "Date: Wed, 0 Jan 2024 12:00:00 +0000\n" TAIL, ""},
+		{"no Received:", "Date: Wed, 10 Jan 2024 12:00:00 +0000\n"
+		    TAIL, ""},
+		{"Received: without a date",
+		    "Received: from a.example by mx.example\n"
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL, ""},
+		{"empty Message-ID", "Message-ID:\n"
+		    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL, ""},
+		{"binary bytes", RCVD("Wed, 10 Jan 2024 16:30:00 \xff\xfe")
+		    "Date: \x01\x02 10 Jan \xc3\xa9 2024\n"
+		    "Message-ID: <0000\xff\n" TAIL, ""},
+	};
+	struct fixture *f = *state;
+
+	load_text(f, date_rules);
+	expect_date_cases(f, rows, NELEM(rows));
+
+	/* 16 KB of digits and spaces in Date:, Received: and Message-ID */
+	size_t n = 16 * KB;
+	char *big = keep(f, malloc(3 * n + 512));
+	char *p = big;
+	p += sprintf(p, "Received: from ");
+	for (size_t i = 0; i < n; i++)
+		*p++ = i % 7 == 6 ? ' ' : '1';
+	p += sprintf(p, "\nDate: ");
+	for (size_t i = 0; i < n; i++)
+		*p++ = i % 3 == 2 ? ' ' : '9';
+	p += sprintf(p, "\nMessage-ID: <0000");
+	for (size_t i = 0; i < n; i++)
+		*p++ = 'a';
+	sprintf(p, ">\n%s", TAIL);
+	struct date_case huge = {"huge headers", big, ""};
+	expect_date_cases(f, &huge, 1);
+}
+
+/* Only these two functions, with the arguments SpamAssassin's rules give
+ * them, in header rules, are run; any other eval: stays unknown. */
+static void
+test_rules_other_evals_stay_unknown(void **state)
+{
+	static const char rules[] =
+	    "header E1 eval:check_for_shifted_date(\"-6\", -3)\n"
+	    "header E2 eval:check_for_shifted_date('x', '3')\n"
+	    "header E3 eval:check_for_shifted_date('-6')\n"
+	    "header E4 eval:check_outlook_message_id('x')\n"
+	    "body E5 eval:check_for_shifted_date('-6', '-3')\n"
+	    "header E6 eval:check_for_shifted_date_x('-6', '-3')\n"
+	    "header E7 eval:check_for_shifted_date('-6', '-3') junk\n"
+	    "meta M2 !E2\n";
+	struct fixture *f = *state;
+
+	load_text(f, rules);
+	EXPECT_INT("other evals: warnings", group_count(&f->report,
+	    "eval: test"), 6);
+	EXPECT_INT("other evals: loaded", f->report.loaded, 2);
+	use_message(f, RCVD("Wed, 10 Jan 2024 16:30:00 +0000")
+	    "Date: Wed, 10 Jan 2024 12:00:00 +0000\n" TAIL);
+	run(f);
+	expect_hits("other evals", f, "E1", true);
+	expect_hits("other evals", f, "E2 E3 E4 E5 E6 E7 M2", false);
+}
+
+/* Util::parse_rfc822_date's reading of dates. */
+static void
+test_rules_rfc822_dates_as_spamassassin_reads_them(void **state)
+{
+	static const struct {
+		const char *label;
+		const char *date;
+		long long want;		/* -1: no date */
+	} rows[] = {
+		{"plain", "Wed, 10 Jan 2024 12:00:00 +0000", 1704888000},
+		{"offset", "Wed, 10 Jan 2024 12:00:00 -0230", 1704897000},
+		{"named zone", "Wed, 10 Jan 2024 12:00:00 PDT", 1704913200},
+		{"zone in parentheses", "10 Jan 2024 12:00:00 (CEST)",
+		    1704880800},
+		{"no seconds", "10 Jan 2024 12:00 GMT", 1704888000},
+		{"lower-case month", "10 jan 2024 12:00:00 UT", 1704888000},
+		{"two-digit year 99", "1 Jan 99 00:00:00 +0000", 915148800},
+		{"three-digit year", "1 Jan 124 00:00:00 +0000", 1704067200},
+		{"day past the month's end", "31 Feb 2024 00:00:00 +0000",
+		    1709251200},
+		{"hour 25 is 23", "10 Jan 2024 25:00:00 +0000", 1704927600},
+		{"year before 1970 is 1970", "1 Jan 1900 00:00:00 +0000", 0},
+		{"'+' zone on 1 Jan 1970", "1 Jan 1970 00:00:00 +0100", 0},
+		{"year after 2037 is 2037", "1 Jan 2100 00:00:00 +0000",
+		    2114380800},
+		{"asctime", "Wed Jan 10 12:00:00 2024", 1704844800},
+		{"day 0", "0 Jan 2024 00:00:00 +0000", -1},
+		{"no month", "10 2024 12:00:00", -1},
+		{"empty", "", -1},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		long long t = -1;
+		bool ok = sa_date_parse(rows[i].date, strlen(rows[i].date), &t);
+
+		EXPECT_INT(rows[i].label, ok, rows[i].want >= 0);
+		if (ok)
+			EXPECT_INT(rows[i].label, t, rows[i].want);
+	}
+}
+
 int
 main(void)
 {
@@ -2461,6 +2765,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rules_uri_list_as_spamassassin_makes_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_plugin_tests_are_known_and_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rules_regex_too_large_for_pcre2_is_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_shifted_date_as_spamassassin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_outlook_message_id_as_spamassassin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_date_evals_on_bad_input_do_not_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_other_evals_stay_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_rfc822_dates_as_spamassassin_reads_them, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
