@@ -314,15 +314,7 @@ main(int argc, char **argv)
 	    connections, requests, address, rules, keys);
 	printf("decisions:          %zu%s\n", lat.n, failed ?
 	    " (some connections failed: see stderr)" : "");
-	printf("wall:               %.3f s\n", wall);
-	printf("rate:               %.1f decisions/s\n",
-	    wall > 0 ? (double)lat.n / wall : 0);
-	printf("latency:            p50 %.3f ms, p99 %.3f ms, max %.3f ms, "
-	    "mean %.3f ms\n", bench_lat_percentile(&lat, 50) / 1e6,
-	    bench_lat_percentile(&lat, 99) / 1e6,
-	    bench_lat_percentile(&lat, 100) / 1e6, bench_lat_mean(&lat) / 1e6);
-	printf("cpu of the client:  %.3f ms/decision (%.2f s user+sys)\n",
-	    lat.n ? cpu * 1000.0 / (double)lat.n : 0, cpu);
+	bench_print_load(&lat, wall, cpu, "decisions", "decision");
 	bench_watch_print(&watch, "decision", (unsigned long)lat.n, stdout);
 	bench_tally_print(&actions, "answers:", (unsigned long)lat.n, stdout);
 

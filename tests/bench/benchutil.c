@@ -854,3 +854,18 @@ bench_read_answer(int fd, char *buf, size_t size, size_t *len)
 		buf[*len] = '\0';
 	}
 }
+
+void
+bench_print_load(struct bench_lat *lat, double wall, double cpu,
+    const char *units, const char *unit)
+{
+	printf("wall:               %.3f s\n", wall);
+	printf("rate:               %.1f %s/s\n",
+	    wall > 0 ? (double)lat->n / wall : 0, units);
+	printf("latency:            p50 %.3f ms, p99 %.3f ms, max %.3f ms, "
+	    "mean %.3f ms\n", bench_lat_percentile(lat, 50) / 1e6,
+	    bench_lat_percentile(lat, 99) / 1e6,
+	    bench_lat_percentile(lat, 100) / 1e6, bench_lat_mean(lat) / 1e6);
+	printf("cpu of the client:  %.3f ms/%s (%.2f s user+sys)\n",
+	    lat->n ? cpu * 1000.0 / (double)lat->n : 0, unit, cpu);
+}

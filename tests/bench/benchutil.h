@@ -218,6 +218,10 @@ struct bench_target {
 int bench_target_parse(const char *spec, struct bench_target *t);
 int bench_target_connect(const struct bench_target *t, char *err,
     size_t errlen);
+/* The figures of a load generator, as run.py reads them: wall, rate,
+ * latency percentiles and its own CPU per unit (plural, singular). */
+void bench_print_load(struct bench_lat *lat, double wall, double cpu,
+    const char *units, const char *unit);
 /* All of data to fd (no SIGPIPE); false on error. */
 bool bench_send_all(int fd, const char *data, size_t len);
 /* One policy answer ("action=...\n\n") into buf, NUL-terminated; false

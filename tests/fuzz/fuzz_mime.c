@@ -12,44 +12,9 @@
 #include <string.h>
 
 #include "../../lib/mime.h"
+#include "../unit/utf8_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static bool
-valid_utf8(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		size_t n;
-		unsigned int cp;
-
-		if (u[i] < 0x80) {
-			i++;
-			continue;
-		} else if (u[i] >= 0xc2 && u[i] <= 0xdf) {
-			n = 2, cp = u[i] & 0x1f;
-		} else if (u[i] >= 0xe0 && u[i] <= 0xef) {
-			n = 3, cp = u[i] & 0x0f;
-		} else if (u[i] >= 0xf0 && u[i] <= 0xf4) {
-			n = 4, cp = u[i] & 0x07;
-		} else {
-			return false;
-		}
-		if (i + n > len)
-			return false;
-		for (size_t k = 1; k < n; k++) {
-			if ((u[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (u[i + k] & 0x3f);
-		}
-		if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n;
-	}
-	return true;
-}
 
 #define CHECK(cond) do { if (!(cond)) abort(); } while (0)
 

@@ -483,6 +483,33 @@ def test_systemd_notify_ready_and_reloading(env):
         assert stop(p) == 0, read(log)
 
 
+@case
+def test_mxguard_reload_bad_input_says_why(env):
+    d = tempfile.mkdtemp(dir=env.workdir)
+    conf = write(os.path.join(d, "m.conf"), "[milter]\nuser = root\n")
+    def run(*args):
+        return subprocess.run([binary("mxguard"), "reload"] + list(args),
+                              capture_output=True, text=True, timeout=30)
+    # No pid file configured.
+    p = run("-c", conf)
+    assert p.returncode == 1 and "no pid file configured" in p.stderr, (p.returncode, p.stderr)
+    # A pid file that does not exist, one with junk in it.
+    p = run("--pidfile", os.path.join(d, "none.pid"))
+    assert p.returncode == 1 and "no running daemon" in p.stderr, (p.returncode, p.stderr)
+    junk = write(os.path.join(d, "junk.pid"), "not a pid\n")
+    p = run("--pidfile", junk, "--json")
+    out = json.loads(p.stdout)
+    assert p.returncode == 1 and out["outcome"] == "error" and "no pid in it" in out["error"], out
+    # A broken config: reported with file:line, not a crash.
+    bad = write(os.path.join(d, "bad.conf"), "[milter]\nsocket_mode = 999\n")
+    p = run("-c", bad)
+    assert p.returncode == 1 and "bad.conf:2:" in p.stderr, p.stderr
+    # Usage errors.
+    for args in (["--timeout", "0"], ["--timeout", "x"], ["extra"], ["--bogus"]):
+        p = run(*args)
+        assert p.returncode == 2 and "usage: mxguard reload" in p.stderr, (args, p.stderr)
+
+
 # ---------------------------------------------------------------- logs
 
 @case
